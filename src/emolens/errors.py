@@ -1,0 +1,23 @@
+"""Exceptions raised by emolens. All derive from EmolensError."""
+
+from __future__ import annotations
+
+
+class EmolensError(Exception):
+    """Base class of every error emolens raises on purpose."""
+
+
+class DatasetError(EmolensError, ValueError):
+    """A data set is missing, malformed or empty; the message names the file, row or member."""
+
+
+class ModelLoadError(EmolensError):
+    """A model file is missing, unreadable or lacks the emolens metadata."""
+
+
+class ImageDecodeError(EmolensError, ValueError):
+    """Bytes or a file could not be decoded as an image."""
+
+
+class ExportError(EmolensError):
+    """An ONNX export failed its own checks (checker or runtime parity)."""

@@ -1,0 +1,55 @@
+"""The only image preprocessing code: to 48x48 gray uint8, then to model input.
+
+Training and inference both go through these functions, so a face crop yields the same
+array either way. Scaling to [0, 1] and normalisation happen *inside* the exported model,
+so callers only ever hand it 48x48 uint8 gray faces.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+INPUT_SIZE = 48
+
+
+def to_gray48(image: np.ndarray) -> np.ndarray:
+    """Convert any uint8 image (gray, BGR or BGRA) to a 48x48 gray uint8 array.
+
+    Downscaling uses area interpolation (as FER2013's faces were made), upscaling cubic.
+
+    Raises:
+        TypeError: if the array is not uint8.
+        ValueError: if the shape is not (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    elif image.ndim != 2:
+        raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image of shape {image.shape}")
+    if image.shape == (INPUT_SIZE, INPUT_SIZE):
+        return np.ascontiguousarray(image)
+    shrinking = image.shape[0] >= INPUT_SIZE and image.shape[1] >= INPUT_SIZE
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(image, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
+
+
+def to_model_input(faces: np.ndarray) -> np.ndarray:
+    """Stack 48x48 uint8 faces into the model's input tensor: (n, 1, 48, 48) float32 in 0-255.
+
+    The exported model scales and normalises internally (its metadata says how), so this is
+    only a layout change; it is kept here so no caller re-implements it.
+    """
+    faces = np.asarray(faces)
+    if faces.ndim == 2:
+        faces = faces[None]
+    if faces.ndim != 3 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
+        raise ValueError(f"expected faces of shape (n, 48, 48), got {faces.shape}")
+    return faces.astype(np.float32)[:, None, :, :]

@@ -1,0 +1,58 @@
+"""Training configuration: one dataclass, presets for our recipe and the origin's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emolens.training.augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs/train"
+    arch: str = "vggface48"
+    epochs: int = 60
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (Nesterov) | adam | adamw
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine (with warm-up) | plateau (the origin's ReduceLROnPlateau)
+    warmup_epochs: float = 2.0
+    label_smoothing: float = 0.1
+    ema_decay: float = 0.999  # 0 disables the weight EMA
+    augment: bool = True
+    augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+    threads: int = 0  # 0: all cores
+    bf16: bool = True  # bfloat16 autocast + channels_last where the CPU supports it
+    val_split: str = "test"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        values = dict(values)
+        if isinstance(values.get("augment_config"), dict):
+            aug = values["augment_config"]
+            values["augment_config"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+# The origin's recipe: Adam 5e-4, batch 64, plain cross-entropy, LR reduced on plateau, 15 epochs.
+RECIPES: dict[str, dict] = {
+    "default": {},
+    "origin": dict(arch="seed2020", epochs=15, batch_size=64, optimizer="adam", lr=5e-4, weight_decay=0.0,
+                   schedule="plateau", warmup_epochs=0.0, label_smoothing=0.0, ema_decay=0.0, augment=False),
+}

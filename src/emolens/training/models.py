@@ -1,0 +1,127 @@
+"""CNNs for 48x48 gray faces, looked up by name in :data:`MODELS`.
+
+Every model takes raw pixel values (float, 0-255) of shape (n, 1, 48, 48) and returns
+logits over EMOTIONS. The first layer standardises each face by its own mean and standard
+deviation: that makes the network blind to global brightness and contrast (the origin's
+low-light failures) and keeps preprocessing out of callers' hands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["MODELS", "DEFAULT_ARCH", "create_model", "list_models", "count_parameters"]
+
+
+class PerImageStandardize(nn.Module):
+    """(x - mean(x)) / std(x) per sample; no parameters."""
+
+    def __init__(self, eps: float = 1.0):
+        super().__init__()
+        self.eps = eps  # in pixel units: a flat face is not blown up into noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) / (std + self.eps)
+
+
+class Seed2020(nn.Module):
+    """The origin's Keras CNN, layer for layer (4,474,759 trainable parameters)."""
+
+    def __init__(self, num_classes: int = 7, drop_rate: float = 0.25):
+        super().__init__()
+        layers: list[nn.Module] = [PerImageStandardize()]
+        in_ch = 1
+        for out_ch, k in ((64, 3), (128, 5), (512, 3), (512, 3)):
+            layers += [nn.Conv2d(in_ch, out_ch, k, padding=k // 2), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2), nn.Dropout(drop_rate)]
+            in_ch = out_ch
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(512 * 3 * 3, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(256, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(512, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class VggFace48(nn.Module):
+    """Our default: a VGG-style net sized for 48x48 faces on a 2-core CPU.
+
+    Few channels at full resolution (where convolutions are most expensive) and more
+    convolutions at 12x12 and 6x6 (where they are cheap); BatchNorm after every convolution;
+    a small fully connected head on the 3x3 map, which keeps where features are (eyes above
+    mouth) instead of averaging it away.
+    """
+
+    def __init__(self, num_classes: int = 7, widths: Sequence[int] = (32, 64, 128, 256),
+                 depths: Sequence[int] = (1, 2, 3, 3), hidden: int = 256, drop_rate: float = 0.4):
+        super().__init__()
+        layers: list[nn.Module] = [PerImageStandardize()]
+        in_ch = 1
+        for width, depth in zip(widths, depths):
+            for _ in range(depth):
+                layers += [nn.Conv2d(in_ch, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                in_ch = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        side = 48 // 2 ** len(widths)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(drop_rate),
+            nn.Linear(in_ch * side * side, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(hidden, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def seed2020(num_classes: int = 7, **kwargs) -> nn.Module:
+    return Seed2020(num_classes=num_classes, **kwargs)
+
+
+def vggface48(num_classes: int = 7, **kwargs) -> nn.Module:
+    return VggFace48(num_classes=num_classes, **kwargs)
+
+
+def vggface48_wide(num_classes: int = 7, **kwargs) -> nn.Module:
+    return VggFace48(num_classes=num_classes, widths=(48, 96, 192, 384), **kwargs)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "seed2020": seed2020,
+    "vggface48": vggface48,
+    "vggface48_wide": vggface48_wide,
+}
+DEFAULT_ARCH = "vggface48"
+
+
+def list_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def create_model(name: str, num_classes: int = 7, **kwargs) -> nn.Module:
+    """Build a registered model by name.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    try:
+        builder = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+    return builder(num_classes=num_classes, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

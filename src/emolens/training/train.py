@@ -1,0 +1,238 @@
+"""The training loop: seeded, bf16 on CPU, atomic checkpoints every epoch, exact resume."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from emolens.labels import EMOTIONS
+from emolens.metrics import classification_report
+from emolens.training.augment import augment_batch
+from emolens.training.config import TrainConfig
+from emolens.training.data import FerSplit, load_split
+from emolens.training.models import count_parameters, create_model
+
+logger = logging.getLogger(__name__)
+
+METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "img_per_s", "epoch_s"]
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when oneDNN can run bfloat16 natively (AVX512-BF16 or AMX), where it pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine() == "arm64"
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 (n, 48, 48) -> float (n, 1, 48, 48) in 0-255, the models' input contract."""
+    x = images.to(device).unsqueeze(1).float()
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray, *, batch_size: int = 512, tta: bool = False,
+                   device: torch.device | None = None, autocast: bool = False) -> np.ndarray:
+    """Logits for uint8 faces (n, 48, 48); with ``tta`` averaged with the mirrored faces."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(torch.from_numpy(images[start:start + batch_size]), device, False)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x).float()
+            if tta:
+                logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
+        out.append(logits.cpu())
+    return torch.cat(out).numpy()
+
+
+def evaluate_model(model: nn.Module, split: FerSplit, **kwargs) -> dict:
+    logits = predict_logits(model, split.images, **kwargs)
+    report = classification_report(split.labels, logits.argmax(1))
+    report["loss"] = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(split.labels)))
+    return report
+
+
+def _lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    total = cfg.epochs * steps_per_epoch
+    progress = (step - warmup) / max(1, total - warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
+    """Train ``cfg.arch`` on ``cfg.data``; write checkpoints, metrics and plots to ``cfg.out``.
+
+    Returns the best validation report (by accuracy). With ``resume``, continues from
+    ``out/last.pt`` at the epoch after the one it saved, with the same random streams.
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device()
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    fast = cfg.bf16 and (device.type == "cuda" or cpu_supports_bf16())
+
+    train_split = load_split(cfg.data, "train")
+    val_split = load_split(cfg.data, cfg.val_split)
+    logger.info("train %d images %s; %s %d images", len(train_split), train_split.class_counts(), cfg.val_split, len(val_split))
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.arch, num_classes=len(EMOTIONS)).to(device)
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
+    optimizer = _make_optimizer(cfg, model)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2) \
+        if cfg.schedule == "plateau" else None
+    steps_per_epoch = len(train_split) // cfg.batch_size  # drop the last partial batch (BatchNorm)
+    start_epoch, best, history = 1, {"accuracy": -1.0}, []
+
+    last_path = out / "last.pt"
+    if resume:
+        if not last_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
+        ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        if ckpt["arch"] != cfg.arch:
+            raise ValueError(f"--resume: checkpoint is {ckpt['arch']!r}, config asks for {cfg.arch!r}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None and ckpt.get("ema"):
+            ema.load_state_dict(ckpt["ema"])
+        if plateau is not None and ckpt.get("plateau"):
+            plateau.load_state_dict(ckpt["plateau"])
+        start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], ckpt["history"]
+        logger.info("resumed from %s at epoch %d", last_path, start_epoch)
+    cfg.save(out / "config.json")
+    logger.info("%s: %d parameters, device %s, bf16+channels_last %s", cfg.arch, count_parameters(model), device, fast)
+
+    images = torch.from_numpy(train_split.images)
+    labels = torch.from_numpy(train_split.labels)
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same stream on resume
+        order = torch.randperm(len(labels), generator=gen)
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
+                   disable=None, mininterval=2)
+        for i in bar:
+            step = (epoch - 1) * steps_per_epoch + i
+            if plateau is None:
+                for group in optimizer.param_groups:
+                    group["lr"] = _lr_at(cfg, step, steps_per_epoch)
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x = images[idx].unsqueeze(1).float() / 255
+            if cfg.augment:
+                x = augment_batch(x, cfg.augment_config, gen)
+            x = (x * 255).to(device)
+            if fast:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = labels[idx].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                _update_ema(ema, model, cfg.ema_decay, step)
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            elapsed = time.perf_counter() - t0
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
+        bar.close()
+        epoch_s = time.perf_counter() - t0
+        scored = ema if ema is not None else model
+        report = evaluate_model(scored, val_split, device=device, autocast=False)
+        if plateau is not None:
+            plateau.step(report["loss"])
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
+               "train_acc": correct / seen, "val_loss": report["loss"], "val_acc": report["accuracy"],
+               "val_macro_f1": report["macro_f1"], "img_per_s": seen / epoch_s, "epoch_s": epoch_s}
+        history.append(row)
+        improved = report["accuracy"] > best["accuracy"]
+        if improved:
+            best = {**report, "epoch": epoch}
+            _atomic_save({"arch": cfg.arch, "epoch": epoch, "metric": report["accuracy"], "model": scored.state_dict(),
+                          "config": cfg.to_dict(), "report": report}, out / "best.pt")
+        _atomic_save({"arch": cfg.arch, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "ema": ema.state_dict() if ema is not None else None,
+                      "plateau": plateau.state_dict() if plateau is not None else None,
+                      "best": best, "history": history, "config": cfg.to_dict()}, last_path)
+        _write_metrics(out, history)
+        logger.info("epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s | %.0f img/s, %.0f s",
+                    epoch, cfg.epochs, row["train_loss"], row["train_acc"], cfg.val_split, report["accuracy"],
+                    report["macro_f1"], " *" if improved else "", row["img_per_s"], epoch_s)
+
+    (out / "best_report.json").write_text(json.dumps(best, indent=2) + "\n")
+    from emolens.training.plots import plot_confusion, plot_curves  # matplotlib only when finishing
+
+    plot_curves(history, out / "curves.png")
+    plot_confusion(np.array(best["confusion_matrix"]), out / "confusion.png",
+                   title=f"{cfg.arch} on {cfg.val_split}: accuracy {best['accuracy']:.4f}")
+    return best
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    d = min(decay, (1 + step) / (10 + step))  # short warm-up so early EMA is not stuck at init
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.mul_(d).add_(m.detach(), alpha=1 - d)
+        else:
+            e.copy_(m)
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    tmp = out / "metrics.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, out / "metrics.csv")
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(history, indent=1) + "\n")
+    os.replace(tmp, out / "metrics.json")
