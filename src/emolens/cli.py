@@ -22,9 +22,75 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=args.data, out=args.out, **values)
     from emolens.training.train import train
 
-    best = train(cfg, resume=args.resume)
+    best = train(cfg, resume=args.resume, stop_after=args.stop_after)
     print(f"best {cfg.val_split} accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}) at epoch {best['epoch']}")
     return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from emolens.evaluation import evaluate
+    from emolens.training.data import load_split
+
+    split = load_split(args.data, args.split)
+    report = evaluate(args.model, split.images, split.labels, tta=args.tta, perturbation=args.perturb)
+    report["split"] = args.split
+    report["model"] = str(args.model) if args.model else "shipped"
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{args.split}: n={report['n']}  accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}"
+          f"  (perturbation: {report['perturbation']})")
+    print(f"{'emotion':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, m in report["per_class"].items():
+        print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+    print("confusion matrix (rows true, columns predicted):")
+    for row in report["confusion_matrix"]:
+        print(" ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from emolens.training.export import export_onnx, load_checkpoint
+
+    model, ckpt = load_checkpoint(args.checkpoint)
+    extra = {"epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("metric", "")}
+    export_onnx(model, args.output, arch=ckpt["arch"], tta=not args.no_tta, extra_metadata=extra)
+    print(f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}); ONNX checker and runtime parity passed")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import cv2
+
+    from emolens.inference.annotate import draw_results
+    from emolens.inference.images import read_image
+    from emolens.inference.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(args.model, detector=args.detector)
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            frame = read_image(path)
+        except EmolensError as exc:
+            print(f"emolens: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        faces = recognizer(frame)
+        results.append({"image": path, "width": frame.shape[1], "height": frame.shape[0],
+                        "faces": [f.to_dict() for f in faces]})
+        if args.annotate:
+            out_dir = Path(args.annotate)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            target = out_dir / (Path(path).stem + "_emolens.png")
+            cv2.imwrite(str(target), draw_results(frame, faces))
+        if not args.json:
+            summary = ", ".join(f"{f.emotion} {f.confidence:.0%} at {f.box.to_list()}" for f in faces) or "no face found"
+            print(f"{path}: {summary}")
+    if args.json:
+        print(json.dumps(results))
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +112,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--no-bf16", action="store_true", help="train in plain fp32")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this sitting (resume later)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class metrics and confusion matrix on a split")
+    p.add_argument("--data", required=True, help="fer2013.csv, an image-folder tree, or a zip of either")
+    p.add_argument("--split", default="test", choices=["train", "test", "private"])
+    p.add_argument("--model", help="ONNX model or .pt checkpoint (default: the shipped model)")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored face (shipped model: built in)")
+    p.add_argument("--perturb", choices=["dark", "noise", "rotate"], help="evaluate on a perturbed copy")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX and verify it (needs [train])")
+    p.add_argument("checkpoint", help="best.pt or last.pt from `emolens train`")
+    p.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    p.add_argument("--no-tta", action="store_true", help="do not build mirrored-face averaging into the graph")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("predict", help="find faces in images and tell their emotions")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--annotate", metavar="DIR", help="write annotated copies into DIR")
+    p.add_argument("--detector", default="haar", choices=["haar"])
+    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -53,3 +53,26 @@ def to_model_input(faces: np.ndarray) -> np.ndarray:
     if faces.ndim != 3 or faces.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
         raise ValueError(f"expected faces of shape (n, 48, 48), got {faces.shape}")
     return faces.astype(np.float32)[:, None, :, :]
+
+
+def square_box(box: tuple[int, int, int, int], frame_shape: tuple[int, ...], margin: float = 0.1) -> tuple[int, int, int, int]:
+    """Grow a detector box into the square, slightly wider crop FER2013's faces were cut as.
+
+    The square is centred on the box, its side the box's larger side plus ``margin`` of it
+    on each side, then clipped to the frame.
+    """
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    h, w = frame_shape[:2]
+    nx1, ny1 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
+    nx2, ny2 = min(w, int(round(cx + side / 2))), min(h, int(round(cy + side / 2)))
+    return nx1, ny1, nx2, ny2
+
+
+def crop_face(frame: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.1) -> np.ndarray:
+    """Cut a face out of a frame (gray or BGR uint8) as the model's 48x48 gray input."""
+    x1, y1, x2, y2 = square_box(box, frame.shape, margin)
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"face box {tuple(box)} lies outside the frame of shape {frame.shape}")
+    return to_gray48(frame[y1:y2, x1:x2])

@@ -198,7 +198,7 @@ def _read_zip(path: Path, split: str) -> FerSplit:
             raise DatasetError(f"{path}: no {split}/<emotion>/ folder and no CSV inside the zip")
         members = ((n[len(prefix):], _reader(archive, n)) for n in names if n.startswith(prefix))
         try:
-            return _decode_members(members, f"{path}:{prefix}")
+            return _decode_members(members, f"{path}:{prefix.rstrip('/')}")
         except zipfile.BadZipFile as exc:
             raise DatasetError(f"{path}: corrupt zip member ({exc})") from exc
 

@@ -98,10 +98,16 @@ def vggface48_wide(num_classes: int = 7, **kwargs) -> nn.Module:
     return VggFace48(num_classes=num_classes, widths=(48, 96, 192, 384), **kwargs)
 
 
+def vggface48_tiny(num_classes: int = 7, **kwargs) -> nn.Module:
+    """A few thousand parameters: for tests and smoke runs, not for use."""
+    return VggFace48(num_classes=num_classes, widths=(4, 8, 8, 16), depths=(1, 1, 1, 1), hidden=16, **kwargs)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "seed2020": seed2020,
     "vggface48": vggface48,
     "vggface48_wide": vggface48_wide,
+    "vggface48_tiny": vggface48_tiny,
 }
 DEFAULT_ARCH = "vggface48"
 

@@ -101,11 +101,13 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> dict:
     """Train ``cfg.arch`` on ``cfg.data``; write checkpoints, metrics and plots to ``cfg.out``.
 
     Returns the best validation report (by accuracy). With ``resume``, continues from
-    ``out/last.pt`` at the epoch after the one it saved, with the same random streams.
+    ``out/last.pt`` at the epoch after the one it saved, with the same random streams, so
+    an interrupted run ends with the same weights as an uninterrupted one. ``stop_after``
+    ends this invocation after that many epochs (to split a long run into sittings).
     """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +150,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
 
     images = torch.from_numpy(train_split.images)
     labels = torch.from_numpy(train_split.labels)
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after - 1)
+    for epoch in range(start_epoch, last_epoch + 1):
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same stream on resume
         order = torch.randperm(len(labels), generator=gen)
@@ -207,6 +210,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
                     epoch, cfg.epochs, row["train_loss"], row["train_acc"], cfg.val_split, report["accuracy"],
                     report["macro_f1"], " *" if improved else "", row["img_per_s"], epoch_s)
 
+    if last_epoch < cfg.epochs:
+        logger.info("stopped after epoch %d of %d; continue with --resume", last_epoch, cfg.epochs)
     (out / "best_report.json").write_text(json.dumps(best, indent=2) + "\n")
     from emolens.training.plots import plot_confusion, plot_curves  # matplotlib only when finishing
 

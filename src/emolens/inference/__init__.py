@@ -1,0 +1,1 @@
+"""Inference on numpy, OpenCV and ONNX Runtime only (never torch)."""

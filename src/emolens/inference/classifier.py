@@ -1,0 +1,77 @@
+"""EmotionClassifier: an ONNX Runtime session plus the metadata the model carries."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from emolens.errors import ModelLoadError
+from emolens.labels import EMOTIONS
+from emolens.preprocess import INPUT_SIZE, to_model_input
+
+DEFAULT_MODEL_NAME = "emolens_vggface48.onnx"
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("emolens") / "models" / DEFAULT_MODEL_NAME))
+
+
+class EmotionClassifier:
+    """Classify 48x48 gray faces with an emolens ONNX model.
+
+    One instance may be shared between threads: ONNX Runtime's ``run`` is thread-safe.
+
+    Args:
+        model_path: an ONNX file exported by ``emolens export``; default the shipped model.
+        providers: ONNX Runtime execution providers.
+        threads: intra-op threads (0: ONNX Runtime's default, all cores).
+        tta: also classify the mirrored face and average, unless the model already does.
+
+    Raises:
+        ModelLoadError: if the file is missing, not ONNX, or lacks emolens metadata.
+
+    Example:
+        >>> clf = EmotionClassifier()
+        >>> probs = clf.classify(np.zeros((2, 48, 48), np.uint8))  # (2, 7)
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, providers: list[str] | None = None,
+                 threads: int = 0, tta: bool = False):
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        if not self.model_path.is_file():
+            raise ModelLoadError(f"model file not found: {self.model_path}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+                                                 providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"{self.model_path}: cannot load ONNX model ({exc})") from exc
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        if "labels" not in self.metadata or "input_size" not in self.metadata:
+            raise ModelLoadError(f"{self.model_path}: no emolens metadata (labels, input_size); export it with `emolens export`")
+        self.labels = tuple(json.loads(self.metadata["labels"]))
+        if self.labels != EMOTIONS or int(self.metadata["input_size"]) != INPUT_SIZE:
+            raise ModelLoadError(f"{self.model_path}: expects labels {self.labels} at {self.metadata['input_size']} px; "
+                                 f"emolens uses {EMOTIONS} at {INPUT_SIZE} px")
+        self._input = self._session.get_inputs()[0].name
+        self.flip_in_model = self.metadata.get("tta_flip") == "true"
+        self.tta = tta and not self.flip_in_model
+
+    def classify(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities (n, 7) over EMOTIONS for uint8 gray faces (n, 48, 48); one batch."""
+        x = to_model_input(faces)
+        if len(x) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if not self.tta:
+            return self._session.run(None, {self._input: x})[0]
+        both = self._session.run(None, {self._input: np.concatenate([x, x[..., ::-1]])})[0]
+        return (both[: len(x)] + both[len(x):]) / 2

@@ -1,0 +1,88 @@
+"""Face detectors: one interface, frame -> (n, 4) int xyxy boxes and (n,) scores.
+
+``haar`` is OpenCV's frontal-face cascade, as in the origin, tuned: it runs on a frame
+downscaled to at most ``max_side`` pixels and on a histogram-equalised gray image (which
+recovers dim faces), and overlapping boxes are merged.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from emolens.errors import ModelLoadError
+
+
+class FaceDetector(Protocol):
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (boxes (n, 4) int32 xyxy in frame pixels, scores (n,) float32)."""
+        ...
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return frame[:, :, 0]
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+    raise ValueError(f"expected a frame of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
+
+
+def merge_overlapping(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Non-maximum suppression: keep the best-scoring box of each overlapping group."""
+    if len(boxes) == 0:
+        return boxes.reshape(0, 4).astype(np.int32), scores.astype(np.float32)
+    xywh = [[int(x1), int(y1), int(x2 - x1), int(y2 - y1)] for x1, y1, x2, y2 in boxes]
+    keep = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.astype(float).tolist(), 0.0, iou_threshold), dtype=int).ravel()
+    return boxes[keep].astype(np.int32), scores[keep].astype(np.float32)
+
+
+class HaarFaceDetector:
+    """OpenCV's frontal-face Haar cascade (the origin's detector), tuned.
+
+    ``CascadeClassifier`` objects are not thread-safe, so each thread gets its own.
+    """
+
+    def __init__(self, *, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_size: int = 36, max_side: int = 640):
+        self.cascade_path = cascade if "/" in cascade else cv2.data.haarcascades + cascade
+        if cv2.CascadeClassifier(self.cascade_path).empty():
+            raise ModelLoadError(f"cannot load Haar cascade {self.cascade_path} (OpenCV 5 wheels ship none; use opencv<5)")
+        self.scale_factor, self.min_neighbors, self.min_size, self.max_side = scale_factor, min_neighbors, min_size, max_side
+        self._local = threading.local()
+
+    def _cascade(self) -> cv2.CascadeClassifier:
+        if not hasattr(self._local, "cascade"):
+            self._local.cascade = cv2.CascadeClassifier(self.cascade_path)
+        return self._local.cascade
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gray = _gray(frame)
+        scale = min(1.0, self.max_side / max(gray.shape[:2]))
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        small = cv2.equalizeHist(small)
+        min_side = max(12, int(round(self.min_size * scale)))
+        rects, _, weights = self._cascade().detectMultiScale3(
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side),
+            outputRejectLevels=True)
+        if len(rects) == 0:
+            return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+        rects = np.asarray(rects, dtype=np.float64) / scale
+        boxes = np.column_stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]])
+        return merge_overlapping(np.round(boxes).astype(np.int32), np.asarray(weights, np.float32).ravel())
+
+
+DETECTORS = {"haar": HaarFaceDetector}
+
+
+def create_detector(name: str = "haar", **kwargs) -> FaceDetector:
+    try:
+        return DETECTORS[name](**kwargs)
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}") from None

@@ -1,0 +1,39 @@
+"""Reading images from files or bytes, with clear errors and a pixel cap."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolens.errors import ImageDecodeError
+
+MAX_PIXELS = 50_000_000
+
+
+def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes (any format OpenCV reads) to a BGR uint8 array.
+
+    Raises:
+        ImageDecodeError: if the bytes are not a decodable image or it exceeds ``max_pixels``.
+    """
+    if not data:
+        raise ImageDecodeError(f"{name}: empty file")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageDecodeError(f"{name}: not a readable image (unsupported format or corrupt data)")
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise ImageDecodeError(f"{name}: {image.shape[1]}x{image.shape[0]} is over the {max_pixels / 1e6:.0f} MP limit")
+    return image
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as BGR uint8 (see :func:`decode_image`)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    return decode_image(data, name=str(path), max_pixels=max_pixels)

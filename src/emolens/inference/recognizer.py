@@ -1,0 +1,61 @@
+"""EmotionRecognizer: a face detector plus the emotion classifier."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from emolens.inference.classifier import EmotionClassifier
+from emolens.inference.detector import FaceDetector, create_detector
+from emolens.preprocess import crop_face
+from emolens.results import FaceBox, FaceResult
+
+
+def check_frame(frame: np.ndarray) -> None:
+    """Raise TypeError/ValueError unless ``frame`` is a uint8 gray, BGR or BGRA image."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 image, got dtype {frame.dtype}")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))) or 0 in frame.shape:
+        raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
+
+
+class EmotionRecognizer:
+    """Find every face in a frame and classify its expression, all faces in one batch.
+
+    Thread-safe: the ONNX Runtime session is shared, the Haar cascade is per thread.
+
+    Args:
+        model_path: emolens ONNX model; default the shipped one.
+        detector: a detector name (``"haar"``) or an object with ``detect(frame)``.
+        margin: extra border around each detected face, as a fraction of its side.
+        threads: ONNX Runtime intra-op threads (0: all cores).
+
+    Example:
+        >>> recognizer = EmotionRecognizer()
+        >>> faces = recognizer(cv2.imread("photo.jpg"))  # [] when there is no face
+        >>> faces[0].emotion, faces[0].confidence
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, detector: str | FaceDetector = "haar",
+                 margin: float = 0.1, threads: int = 0):
+        self.classifier = EmotionClassifier(model_path, threads=threads)
+        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.margin = margin
+
+    def __call__(self, frame: np.ndarray) -> list[FaceResult]:
+        """Faces in a BGR (or gray/BGRA) uint8 frame, largest first."""
+        check_frame(frame)
+        boxes, _ = self.detector.detect(frame)
+        if len(boxes) == 0:
+            return []
+        boxes = sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        crops = np.stack([crop_face(frame, box, self.margin) for box in boxes])
+        probabilities = self.classifier.classify(crops)
+        return [FaceResult.from_probabilities(FaceBox(*box), p) for box, p in zip(boxes, probabilities)]
+
+    def classify(self, faces: np.ndarray) -> np.ndarray:
+        """(n, 48, 48) uint8 gray faces -> (n, 7) probabilities."""
+        return self.classifier.classify(faces)

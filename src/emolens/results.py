@@ -1,0 +1,56 @@
+"""Typed results: FaceBox and FaceResult (frozen dataclasses; to_dict() for JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emolens.labels import EMOTIONS
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face rectangle in input-frame pixels, xyxy (x2, y2 exclusive)."""
+
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+
+    def __post_init__(self) -> None:
+        if self.x2 <= self.x1 or self.y2 <= self.y1:
+            raise ValueError(f"empty box: ({self.x1}, {self.y1}, {self.x2}, {self.y2})")
+
+    @property
+    def width(self) -> int:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> int:
+        return self.y2 - self.y1
+
+    def to_list(self) -> list[int]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: where it is, its most likely emotion and the probabilities over EMOTIONS."""
+
+    box: FaceBox
+    scores: dict[str, float]
+
+    @property
+    def emotion(self) -> str:
+        return max(self.scores, key=self.scores.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        return self.scores[self.emotion]
+
+    @classmethod
+    def from_probabilities(cls, box: FaceBox, probabilities) -> FaceResult:
+        return cls(box, {name: float(p) for name, p in zip(EMOTIONS, probabilities)})
+
+    def to_dict(self) -> dict:
+        return {"box": self.box.to_list(), "emotion": self.emotion, "confidence": self.confidence,
+                "scores": dict(self.scores)}

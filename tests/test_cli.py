@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emolens.cli import main
+from emolens.labels import EMOTIONS
+
+
+@pytest.fixture
+def trained(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_folder), "--out", str(out), "--arch", "vggface48_tiny", "--epochs", "2",
+                 "--batch-size", "16", "--threads", "1", "--no-bf16"]) == 0
+    return out
+
+
+def test_train_export_evaluate_json(trained, tiny_folder, tmp_path, capsys):
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(trained / "best.pt"), "-o", str(onnx_path)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(tiny_folder), "--model", str(onnx_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 14
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["macro_f1"] <= 1
+    assert set(report["per_class"]) == set(EMOTIONS)
+    assert set(report["per_class"]["happy"]) >= {"precision", "recall", "f1"}
+
+    # the checkpoint evaluates to the same predictions as its ONNX export
+    assert main(["evaluate", "--data", str(tiny_folder), "--model", str(trained / "best.pt"), "--json"]) == 0
+    from_checkpoint = json.loads(capsys.readouterr().out)
+    assert from_checkpoint["confusion_matrix"] != [] and from_checkpoint["n"] == 14
+
+
+def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
+    assert main(["evaluate", "--data", str(tiny_folder), "--model", str(trained / "best.pt"), "--perturb", "dark"]) == 0
+    out = capsys.readouterr().out
+    assert "perturbation: dark" in out and "confusion matrix" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--data", "/nonexistent/fer2013.csv"], "data set not found: /nonexistent/fer2013.csv"),
+    (["export", "/nonexistent/best.pt", "-o", "x.onnx"], "checkpoint not found"),
+    (["train", "--data", "/nonexistent", "--out", "OUT"], "data set not found"),
+])
+def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("emolens: error: ") and message in err and "Traceback" not in err
+
+
+def test_predict_json_and_annotate(tiny_onnx, astronaut_bgr, tmp_path, capsys):
+    import cv2
+
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    assert main(["predict", str(photo), "--model", str(tiny_onnx), "--json", "--annotate", str(tmp_path / "ann")]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["image"] == str(photo) and (result["width"], result["height"]) == (512, 512)
+    (face,) = result["faces"]
+    assert set(face) == {"box", "emotion", "confidence", "scores"} and len(face["box"]) == 4
+    assert (tmp_path / "ann" / "astronaut_emolens.png").stat().st_size > 0
+
+
+def test_predict_bad_inputs(tiny_onnx, tmp_path, capsys):
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("hello")
+    assert main(["predict", str(not_image), str(tmp_path / "missing.png"), "--model", str(tiny_onnx)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"emolens: error: {not_image}: not a readable image (unsupported format or corrupt data)",
+                   f"emolens: error: {tmp_path / 'missing.png'}: cannot read file (No such file or directory)"]

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from emolens.errors import ExportError, ModelLoadError
+from emolens.inference.classifier import EmotionClassifier
+from emolens.labels import EMOTIONS
+from emolens.training import export as export_module
+from emolens.training.export import export_onnx, load_checkpoint
+from emolens.training.models import create_model
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    model = create_model("vggface48_tiny").eval()
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_export_metadata_and_parity(tiny_model, tmp_path, tta):
+    path = tmp_path / "m.onnx"
+    meta = export_onnx(tiny_model, path, arch="vggface48_tiny", tta=tta)
+    assert json.loads(meta["labels"]) == list(EMOTIONS)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["input_size"] == "48" and props["tta_flip"] == str(tta).lower()
+
+    clf = EmotionClassifier(path)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    with torch.no_grad():
+        x = torch.from_numpy(faces).float().unsqueeze(1)
+        logits = tiny_model(x)
+        if tta:
+            logits = (logits + tiny_model(torch.flip(x, dims=[3]))) / 2
+        expected = torch.softmax(logits, 1).numpy()
+    for batch in (faces[:1], faces):  # dynamic batch
+        np.testing.assert_allclose(clf.classify(batch), expected[: len(batch)], atol=1e-4)
+    assert clf.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+
+
+def test_export_fails_loudly_on_parity_mismatch(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_module, "_parity", lambda *a: 0.5)
+    with pytest.raises(ExportError, match="differs from PyTorch by 5.00e-01"):
+        export_onnx(tiny_model, tmp_path / "m.onnx", arch="vggface48_tiny")
+    assert not list(tmp_path.iterdir())  # nothing left looking complete
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy exporter, used directly here
+def test_classifier_rejects_bad_models(tmp_path, tiny_model):
+    with pytest.raises(ModelLoadError, match="not found"):
+        EmotionClassifier(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="cannot load ONNX model"):
+        EmotionClassifier(junk)
+    plain = tmp_path / "plain.onnx"
+    torch.onnx.export(tiny_model, (torch.rand(1, 1, 48, 48),), str(plain), dynamo=False)
+    with pytest.raises(ModelLoadError, match="no emolens metadata"):
+        EmotionClassifier(plain)
+
+
+def test_classifier_tta_in_numpy_matches_tta_in_graph(tiny_model, tmp_path):
+    export_onnx(tiny_model, tmp_path / "plain.onnx", arch="t", tta=False)
+    export_onnx(tiny_model, tmp_path / "tta.onnx", arch="t", tta=True)
+    faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    numpy_tta = EmotionClassifier(tmp_path / "plain.onnx", tta=True).classify(faces)
+    graph_tta = EmotionClassifier(tmp_path / "tta.onnx", tta=True).classify(faces)  # no double flip
+    # averaging probabilities vs logits differs slightly; both are mirror-symmetric
+    np.testing.assert_allclose(numpy_tta.argmax(1), graph_tta.argmax(1))
+    np.testing.assert_allclose(numpy_tta, EmotionClassifier(tmp_path / "plain.onnx", tta=True).classify(faces[..., ::-1]),
+                               atol=1e-6)
+
+
+def test_load_checkpoint_rejects_other_files(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ExportError, match="not an emolens training checkpoint"):
+        load_checkpoint(bad)

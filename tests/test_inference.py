@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from emolens.errors import ImageDecodeError
+from emolens.inference.annotate import draw_results
+from emolens.inference.detector import HaarFaceDetector, create_detector, merge_overlapping
+from emolens.inference.images import decode_image, read_image
+from emolens.inference.recognizer import EmotionRecognizer
+from emolens.labels import EMOTIONS
+from emolens.preprocess import crop_face, to_gray48
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_onnx):
+    return EmotionRecognizer(tiny_onnx)
+
+
+def test_haar_finds_the_astronaut(astronaut_bgr):
+    boxes, scores = HaarFaceDetector().detect(astronaut_bgr)
+    assert len(boxes) == 1 and scores.shape == (1,)
+    x1, y1, x2, y2 = boxes[0]
+    assert 150 < (x1 + x2) / 2 < 300 and 60 < (y1 + y2) / 2 < 170  # her face, not the patch or the flag
+
+
+@pytest.mark.parametrize("frame", [np.zeros((480, 640, 3), np.uint8), np.full((300, 300), 200, np.uint8)])
+def test_no_face_is_an_empty_list(recognizer, frame):
+    assert recognizer(frame) == []
+
+
+def test_recognizer_schema(recognizer, astronaut_bgr):
+    faces = recognizer(astronaut_bgr)
+    assert len(faces) == 1
+    d = faces[0].to_dict()
+    assert set(d) == {"box", "emotion", "confidence", "scores"}
+    assert list(d["scores"]) == list(EMOTIONS)
+    assert sum(d["scores"].values()) == pytest.approx(1, abs=1e-5)
+    assert d["emotion"] == max(d["scores"], key=d["scores"].get) and d["confidence"] == d["scores"][d["emotion"]]
+    x1, y1, x2, y2 = d["box"]
+    assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+
+
+def test_gray_and_bgra_frames_work(recognizer, astronaut_bgr):
+    gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)
+    assert recognizer(gray)[0].box == recognizer(astronaut_bgr)[0].box == recognizer(bgra)[0].box
+
+
+@pytest.mark.parametrize("frame, error, message", [
+    (np.zeros((10, 10), np.float32), TypeError, "uint8"),
+    (np.zeros((10, 10, 2), np.uint8), ValueError, r"\(H, W\)"),
+    (np.zeros((0, 10, 3), np.uint8), ValueError, r"\(H, W\)"),
+    ("photo.jpg", TypeError, "numpy array"),
+])
+def test_bad_frames(recognizer, frame, error, message):
+    with pytest.raises(error, match=message):
+        recognizer(frame)
+
+
+def test_all_faces_go_through_the_model_in_one_batch(tiny_onnx, astronaut_bgr):
+    calls = []
+
+    class ThreeFaces:
+        def detect(self, frame):
+            return np.array([[10, 10, 60, 60], [100, 100, 200, 200], [300, 50, 380, 130]]), np.ones(3)
+
+    rec = EmotionRecognizer(tiny_onnx, detector=ThreeFaces())
+    original = rec.classifier.classify
+    rec.classifier.classify = lambda faces: calls.append(len(faces)) or original(faces)
+    faces = rec(astronaut_bgr)
+    assert calls == [3] and len(faces) == 3
+    assert faces[0].box.width == 100  # largest first
+
+
+def test_crop_is_the_training_preprocessing():
+    """A 48x48 face cut from a frame equals what the training loader makes of that crop."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    box = (50, 60, 146, 156)  # square, margin 0 -> exactly this region
+    crop = crop_face(frame, box, margin=0.0)
+    np.testing.assert_array_equal(crop, to_gray48(frame[60:156, 50:146]))
+    ok, png = cv2.imencode(".png", frame[60:156, 50:146])
+    from emolens.training.data import _decode_members
+
+    split = _decode_members(iter([("happy/a.png", png.tobytes)]), "mem")
+    np.testing.assert_array_equal(split.images[0], crop)
+
+
+def test_recognizer_is_thread_safe(recognizer, astronaut_bgr):
+    expected = recognizer(astronaut_bgr)[0].to_dict()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: recognizer(astronaut_bgr)[0].to_dict(), range(16)))
+    for r in results:
+        assert r["box"] == expected["box"]
+        assert r["scores"] == pytest.approx(expected["scores"], abs=1e-6)
+
+
+def test_merge_overlapping():
+    boxes = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [300, 300, 350, 350]])
+    kept, scores = merge_overlapping(boxes, np.array([0.5, 0.9, 0.7]))
+    assert sorted(map(tuple, kept.tolist())) == [(5, 5, 105, 105), (300, 300, 350, 350)]
+
+
+def test_unknown_detector():
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        create_detector("yolo")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty file"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image"),
+    (b"GIF89a nonsense", "not a readable image"),
+])
+def test_decode_errors(data, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_image(data, name="upload")
+
+
+def test_pixel_cap_and_missing_file(tmp_path):
+    ok, png = cv2.imencode(".png", np.zeros((100, 200), np.uint8))
+    with pytest.raises(ImageDecodeError, match="200x100 is over the"):
+        decode_image(png.tobytes(), max_pixels=10_000)
+    with pytest.raises(ImageDecodeError, match="cannot read file"):
+        read_image(tmp_path / "missing.jpg")
+
+
+def test_draw_results(recognizer, astronaut_bgr):
+    faces = recognizer(astronaut_bgr)
+    out = draw_results(astronaut_bgr, faces)
+    assert out.shape == astronaut_bgr.shape and not np.array_equal(out, astronaut_bgr)
+    assert np.array_equal(draw_results(astronaut_bgr, []), astronaut_bgr)

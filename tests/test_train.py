@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from emolens.training.config import TrainConfig
+from emolens.training.train import train
+
+
+def _config(data, out, **overrides) -> TrainConfig:
+    values = dict(data=str(data), out=str(out), arch="vggface48_tiny", epochs=3, batch_size=16, lr=0.05,
+                  warmup_epochs=0.5, threads=1, bf16=False, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_short_run_learns_and_writes_everything(tiny_folder, tmp_path):
+    out = tmp_path / "run"
+    best = train(_config(tiny_folder, out, epochs=6, augment=False, ema_decay=0.0))
+    history = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 7))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert best["accuracy"] > 1 / 7 + 0.1  # the synthetic classes are separable
+    for name in ("last.pt", "best.pt", "metrics.csv", "config.json", "curves.png", "confusion.png", "best_report.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "config.json").read_text())["arch"] == "vggface48_tiny"
+
+
+def test_resume_continues_exactly(tiny_folder, tmp_path):
+    full = tmp_path / "full"
+    train(_config(tiny_folder, full))
+    split = tmp_path / "split"
+    train(_config(tiny_folder, split), stop_after=1)
+    assert torch.load(split / "last.pt", weights_only=False)["epoch"] == 1
+    train(_config(tiny_folder, split), resume=True)
+    a = torch.load(full / "last.pt", weights_only=False)
+    b = torch.load(split / "last.pt", weights_only=False)
+    assert b["epoch"] == 3 and [h["epoch"] for h in b["history"]] == [1, 2, 3]
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
+
+
+def test_resume_without_checkpoint_fails(tiny_folder, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(_config(tiny_folder, tmp_path / "none"), resume=True)
