@@ -93,6 +93,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_video(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from emolens.inference.recognizer import EmotionRecognizer
+    from emolens.inference.video import process_video
+
+    source = Path(args.input)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file")
+    target = args.output or str(source.with_name(source.stem + "_emolens.mp4"))
+    recognizer = EmotionRecognizer(args.model, detector=args.detector)
+    result = process_video(source, recognizer, target=target, csv_path=args.csv, json_path=args.json,
+                           plot_path=args.plot, every_nth=args.every, show_progress=True)
+    print(f"wrote {target}: {result.frames_processed} frames analysed, {len(result.summary()['tracks'])} face track(s)")
+    for tid, track in result.summary()["tracks"].items():
+        print(f"  face {tid}: {track['dominant_emotion']} ({track['share'][track['dominant_emotion']]:.0%} of "
+              f"{track['frames']} frames, {track['start']:.1f}-{track['end']:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -137,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="haar", choices=["haar"])
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("video", help="annotate a video file; per-frame CSV/JSON and a timeline plot")
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("-o", "--output", metavar="OUT.mp4", help="annotated H.264 MP4 (default: INPUT_emolens.mp4)")
+    p.add_argument("--csv", metavar="F", help="per-frame results as CSV")
+    p.add_argument("--json", metavar="F", help="per-frame results and per-face summary as JSON")
+    p.add_argument("--plot", metavar="F", help="timeline of emotions per face as PNG")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame")
+    p.add_argument("--detector", default="haar", choices=["haar"])
+    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.set_defaults(func=_cmd_video)
     return parser
 
 

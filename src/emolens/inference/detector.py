@@ -1,8 +1,8 @@
 """Face detectors: one interface, frame -> (n, 4) int xyxy boxes and (n,) scores.
 
 ``haar`` is OpenCV's frontal-face cascade, as in the origin, tuned: it runs on a frame
-downscaled to at most ``max_side`` pixels and on a histogram-equalised gray image (which
-recovers dim faces), and overlapping boxes are merged.
+downscaled to at most ``max_side`` pixels, dark frames get CLAHE contrast normalisation
+first (which recovers dim faces), and overlapping boxes are merged.
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 3 and frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
     raise ValueError(f"expected a frame of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
+
+
+def brighten_if_dark(gray: np.ndarray, *, dark_mean: float = 80.0) -> np.ndarray:
+    """CLAHE on dark frames only: it recovers faces in poor light, but on well-lit frames a
+    global stretch (equalizeHist) made the cascade miss faces it otherwise finds."""
+    if gray.mean() >= dark_mean:
+        return gray
+    return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
 
 
 def merge_overlapping(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +74,7 @@ class HaarFaceDetector:
         gray = _gray(frame)
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        small = cv2.equalizeHist(small)
+        small = brighten_if_dark(small)
         min_side = max(12, int(round(self.min_size * scale)))
         rects, _, weights = self._cascade().detectMultiScale3(
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side),

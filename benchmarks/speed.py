@@ -1,0 +1,103 @@
+"""Training and inference speed on this machine (run by hand; figures go into the README).
+
+    python benchmarks/speed.py                # all
+    python benchmarks/speed.py --skip-train   # inference only (no torch needed)
+
+Training: img/s of one optimisation step (forward, backward, SGD) on batches of 128
+random 48x48 faces, fp32 vs bfloat16 autocast + channels_last, per architecture.
+Inference: the shipped ONNX model through ONNX Runtime, ms per face at batch 1 and faces/s
+at batch 64, with the threads given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from emolens.training.models import create_model
+
+    model = create_model(arch)
+    x = torch.rand(batch, 1, 48, 48) * 255
+    y = torch.randint(0, 7, (batch,))
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def bench_onnx(model_path: str | None, threads: int) -> dict:
+    from emolens.inference.classifier import EmotionClassifier
+
+    clf = EmotionClassifier(model_path, threads=threads)
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    many = rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    for _ in range(20):
+        clf.classify(one)
+    times = []
+    for _ in range(300):
+        t = time.perf_counter()
+        clf.classify(one)
+        times.append(time.perf_counter() - t)
+    clf.classify(many)
+    t = time.perf_counter()
+    for _ in range(20):
+        clf.classify(many)
+    batch_s = (time.perf_counter() - t) / 20
+    return {"threads": threads, "ms_per_face_batch1_median": 1000 * statistics.median(times),
+            "ms_per_face_batch1_p95": 1000 * float(np.percentile(times, 95)), "faces_per_s_batch64": 64 / batch_s,
+            "tta_flip_in_model": clf.flip_in_model}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--model", help="ONNX model (default: shipped)")
+    parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48"])
+    args = parser.parse_args()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    result = {"machine": f"{cpu}, {os.cpu_count()} cores, {platform.python_version()}"}
+    if not args.skip_train:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        result["torch"] = torch.__version__
+        result["train_img_per_s"] = {
+            arch: {mode: round(bench_train(arch, mode == "bf16_channels_last"), 1) for mode in ("fp32", "bf16_channels_last")}
+            for arch in args.archs
+        }
+    import onnxruntime
+
+    result["onnxruntime"] = onnxruntime.__version__
+    result["inference"] = [bench_onnx(args.model, t) for t in (1, os.cpu_count() or 1)]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

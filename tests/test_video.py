@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from emolens.inference.recognizer import EmotionRecognizer
+from emolens.inference.tracker import FaceTracker
+from emolens.inference.video import Cancelled, VideoInfo, VideoOpenError, process_video
+from emolens.labels import EMOTIONS
+from emolens.results import FaceBox, FaceResult
+
+
+def make_clip(path, astronaut_bgr, *, frames=20, fps=10, audio=True, size=(352, 240)):
+    """A clip of the astronaut's face moving left to right over a plain background, with a tone."""
+    face = astronaut_bgr[30:190, 150:300]
+    w, h = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        sound = out.add_stream("aac", rate=16000) if audio else None
+        for i in range(frames):
+            canvas = np.full((h, w, 3), 90, np.uint8)
+            x = 10 + i * 8
+            canvas[40:200, x:x + 150] = face
+            for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="bgr24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        if sound is not None:
+            n = int(16000 * frames / fps)
+            tone = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 440 / 16000)).astype(np.float32)[None, :]
+            for start in range(0, n, 1024):
+                frame = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="flt", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = 16000, start, Fraction(1, 16000)
+                for packet in sound.encode(frame):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, astronaut_bgr):
+    return make_clip(tmp_path_factory.mktemp("video") / "moving.mp4", astronaut_bgr)
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_onnx):
+    return EmotionRecognizer(tiny_onnx)
+
+
+def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
+    progress = []
+    result = process_video(clip, recognizer, target=tmp_path / "out.mp4", csv_path=tmp_path / "f.csv",
+                           json_path=tmp_path / "f.json", plot_path=tmp_path / "t.png",
+                           on_progress=lambda done, total: progress.append((done, total)))
+    assert progress[-1][0] == 20
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        stream = out.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        decoded = sum(1 for _ in out.decode(stream))
+        assert decoded == 20
+        assert float(out.duration / 1e6) == pytest.approx(2.0, abs=0.15)
+        assert len(out.streams.audio) == 1  # the sound is kept
+    # one face, tracked with one id through the whole clip
+    assert {r["track_id"] for r in result.records} == {1} and len(result.records) == 20
+    rows = list(csv.DictReader((tmp_path / "f.csv").read_text().splitlines()))
+    assert len(rows) == 20 and set(EMOTIONS) <= set(rows[0]) and rows[0]["track_id"] == "1"
+    data = json.loads((tmp_path / "f.json").read_text())
+    track = data["summary"]["tracks"]["1"]
+    assert track["frames"] == 20 and sum(track["share"].values()) == pytest.approx(1)
+    assert track["dominant_emotion"] in EMOTIONS
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_every_nth(clip, recognizer):
+    result = process_video(clip, recognizer, every_nth=4)
+    assert result.frames_processed == 5 and [r["frame"] for r in result.records] == [0, 4, 8, 12, 16]
+
+
+def test_cancel_leaves_nothing(clip, recognizer, tmp_path):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        process_video(clip, recognizer, target=tmp_path / "out.mp4", csv_path=tmp_path / "f.csv", cancel=cancel)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_video_info(clip):
+    info = VideoInfo.from_path(clip)
+    assert (info.width, info.height, info.frames, info.has_audio) == (352, 240, 20, True)
+    assert info.fps == pytest.approx(10)
+
+
+def test_bad_videos(tmp_path, clip, recognizer):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    with pytest.raises(VideoOpenError, match="not a readable video"):
+        process_video(junk, recognizer)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[:600])
+    with pytest.raises(VideoOpenError):
+        process_video(truncated, recognizer, target=tmp_path / "o.mp4")
+    assert not (tmp_path / "o.mp4").exists()
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((10, 10), np.uint8))
+    audio_only = tmp_path / "sound.m4a"
+    with av.open(str(audio_only), "w") as out:
+        s = out.add_stream("aac", rate=16000)
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        f.sample_rate = 16000
+        for p in [*s.encode(f), *s.encode()]:
+            out.mux(p)
+    with pytest.raises(VideoOpenError, match="no video stream"):
+        process_video(audio_only, recognizer)
+
+
+def _face(x, p_happy):
+    scores = {e: (1 - p_happy) / 6 for e in EMOTIONS}
+    scores["happy"] = p_happy
+    return FaceResult(FaceBox(x, 10, x + 50, 60), scores)
+
+
+def test_tracker_ids_and_smoothing():
+    tracker = FaceTracker(smoothing=0.5)
+    a = tracker.update([_face(0, 0.9), _face(200, 0.9)])
+    b = tracker.update([_face(205, 0.1), _face(4, 0.9)])  # order swapped, both moved a little
+    assert [t.track_id for t in a] == [1, 2]
+    assert [t.track_id for t in b] == [2, 1]
+    assert b[0].face.scores["happy"] == pytest.approx(0.5)  # smoothed: (0.9 + 0.1) / 2
+    c = tracker.update([_face(400, 0.9)])  # a new face far away
+    assert c[0].track_id == 3
