@@ -8,6 +8,7 @@ first (which recovers dim faces), and overlapping boxes are merged.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -86,7 +87,74 @@ class HaarFaceDetector:
         return merge_overlapping(np.round(boxes).astype(np.int32), np.asarray(weights, np.float32).ravel())
 
 
-DETECTORS = {"haar": HaarFaceDetector}
+class RetinaFaceDetector:
+    """RetinaFace-MobileNet0.25 (ONNX, shipped in the package), run with ONNX Runtime.
+
+    Finds turned, small and dim faces that the Haar cascade misses. The frame is
+    downscaled so its longer side is at most ``max_side`` before detection. Thread-safe
+    (one shared ONNX Runtime session).
+    """
+
+    _STRIDES = (8, 16, 32)
+    _SIZES = ((16, 32), (64, 128), (256, 512))
+    _MEAN_BGR = np.array([104, 117, 123], np.float32)
+
+    def __init__(self, *, score_threshold: float = 0.8, nms_threshold: float = 0.4, max_side: int = 640,
+                 min_size: int = 20, threads: int = 0, model_path: str | None = None):
+        import onnxruntime as ort
+
+        path = model_path or str(Path(__file__).resolve().parent.parent / "models" / "retinaface_mnet025.onnx")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own error types
+            raise ModelLoadError(f"cannot load face detector {path}: {exc}") from exc
+        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
+        self.max_side, self.min_size = max_side, min_size
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
+
+    def _anchors_for(self, height: int, width: int) -> np.ndarray:
+        """(n, 4) anchors cx, cy, w, h in pixels, in the network's output order."""
+        key = (height, width)
+        if key not in self._anchors:
+            parts = []
+            for stride, sizes in zip(self._STRIDES, self._SIZES):
+                ny, nx = -(-height // stride), -(-width // stride)
+                yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+                centres = np.stack([(xx.ravel() + 0.5) * stride, (yy.ravel() + 0.5) * stride], 1)
+                for_cell = [np.column_stack([centres, np.full((len(centres), 2), s)]) for s in sizes]
+                parts.append(np.stack(for_cell, 1).reshape(-1, 4))
+            self._anchors[key] = np.concatenate(parts).astype(np.float32)
+        return self._anchors[key]
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bgr = cv2.cvtColor(_gray(frame), cv2.COLOR_GRAY2BGR) if frame.ndim == 2 or frame.shape[2] == 1 else frame[:, :, :3]
+        h0, w0 = bgr.shape[:2]
+        scale = min(1.0, self.max_side / max(h0, w0))
+        small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
+        if _gray(small).mean() < 80:  # dim frame: equalise lightness, keep colour
+            lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+            lab[:, :, 0] = brighten_if_dark(lab[:, :, 0])
+            small = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+        h, w = small.shape[:2]
+        x = (small.astype(np.float32) - self._MEAN_BGR).transpose(2, 0, 1)[None]
+        loc, conf, _ = self._session.run(None, {"input": np.ascontiguousarray(x)})
+        scores = conf[0, :, 1]
+        keep = scores > self.score_threshold
+        if not keep.any():
+            return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+        anchors, loc, scores = self._anchors_for(h, w)[keep], loc[0][keep], scores[keep]
+        centre = anchors[:, :2] + loc[:, :2] * 0.1 * anchors[:, 2:]
+        size = anchors[:, 2:] * np.exp(loc[:, 2:] * 0.2)
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], 1) / scale
+        boxes = np.clip(np.round(boxes), 0, [w0, h0, w0, h0]).astype(np.int32)
+        big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.min_size
+        return merge_overlapping(boxes[big], scores[big], self.nms_threshold)
+
+
+DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 
 def create_detector(name: str = "haar", **kwargs) -> FaceDetector:
