@@ -69,9 +69,13 @@ def bench_onnx(model_path: str | None, threads: int) -> dict:
     for _ in range(20):
         clf.classify(many)
     batch_s = (time.perf_counter() - t) / 20
-    return {"threads": threads, "ms_per_face_batch1_median": 1000 * statistics.median(times),
-            "ms_per_face_batch1_p95": 1000 * float(np.percentile(times, 95)), "faces_per_s_batch64": 64 / batch_s,
-            "tta_flip_in_model": clf.flip_in_model}
+    return {
+        "threads": threads,
+        "ms_per_face_batch1_median": 1000 * statistics.median(times),
+        "ms_per_face_batch1_p95": 1000 * float(np.percentile(times, 95)),
+        "faces_per_s_batch64": 64 / batch_s,
+        "tta_flip_in_model": clf.flip_in_model,
+    }
 
 
 def main() -> None:
@@ -80,8 +84,10 @@ def main() -> None:
     parser.add_argument("--model", help="ONNX model (default: shipped)")
     parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48"])
     args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     result = {"machine": f"{cpu}, {os.cpu_count()} cores, {platform.python_version()}"}
     if not args.skip_train:
         import torch
@@ -89,7 +95,10 @@ def main() -> None:
         torch.set_num_threads(os.cpu_count() or 1)
         result["torch"] = torch.__version__
         result["train_img_per_s"] = {
-            arch: {mode: round(bench_train(arch, mode == "bf16_channels_last"), 1) for mode in ("fp32", "bf16_channels_last")}
+            arch: {
+                mode: round(bench_train(arch, mode == "bf16_channels_last"), 1)
+                for mode in ("fp32", "bf16_channels_last")
+            }
             for arch in args.archs
         }
     import onnxruntime

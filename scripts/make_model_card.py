@@ -48,14 +48,33 @@ def main() -> None:
     best_epoch = int(meta.get("epoch", 0))
     wall_s = sum(h["epoch_s"] for h in history)
     card = {
-        "model": args.model.name, "arch": config["arch"], "labels": list(EMOTIONS), "input": "48x48 gray, 0-255",
+        "model": args.model.name,
+        "arch": config["arch"],
+        "labels": list(EMOTIONS),
+        "input": "48x48 gray, 0-255",
         "data": "FER2013 image-folder edition: train/ (28,709 faces, reconstructed) for training; "
-                "test/ = PublicTest (3,589) for model selection. PrivateTest held back.",
-        "recipe": {k: config[k] for k in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-                                          "warmup_epochs", "label_smoothing", "ema_decay", "augment", "seed")},
+        "test/ = PublicTest (3,589) for model selection. PrivateTest held back.",
+        "recipe": {
+            k: config[k]
+            for k in (
+                "epochs",
+                "batch_size",
+                "optimizer",
+                "lr",
+                "weight_decay",
+                "schedule",
+                "warmup_epochs",
+                "label_smoothing",
+                "ema_decay",
+                "augment",
+                "seed",
+            )
+        },
         "augmentation": config["augment_config"],
-        "selected_epoch": best_epoch, "epochs_run": len(history),
-        "training_wall_time_s": round(wall_s), "machine": _machine(),
+        "selected_epoch": best_epoch,
+        "epochs_run": len(history),
+        "training_wall_time_s": round(wall_s),
+        "machine": _machine(),
         "tta_flip_in_model": meta.get("tta_flip") == "true",
         "publictest": {k: clean[k] for k in ("accuracy", "macro_f1", "n", "per_class", "confusion_matrix")},
         "robustness_accuracy": robustness,
@@ -66,20 +85,24 @@ def main() -> None:
     for name in ("curves.png", "confusion.png"):
         shutil.copy(args.run / name, out_dir / name)
 
-    rows = "\n".join(f"| {e} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
-                     for e, m in clean["per_class"].items())
-    cm = "\n".join("| " + EMOTIONS[i] + " | " + " | ".join(str(v) for v in row) + " |"
-                   for i, row in enumerate(clean["confusion_matrix"]))
+    rows = "\n".join(
+        f"| {e} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+        for e, m in clean["per_class"].items()
+    )
+    cm = "\n".join(
+        "| " + EMOTIONS[i] + " | " + " | ".join(str(v) for v in row) + " |"
+        for i, row in enumerate(clean["confusion_matrix"])
+    )
     rob = "\n".join(f"| {k} | {v:.4f} | {100 * (v - clean['accuracy']):+.2f} |" for k, v in robustness.items())
     md = f"""# Model card: {args.model.name}
 
-**{config['arch']}**, trained by emolens on FER2013; 7 classes in FER2013's order
-({', '.join(EMOTIONS)}). Input: 48x48 gray faces, pixel values 0-255; the graph standardises
-each face itself{' and averages it with its mirror image (flip test-time augmentation)' if card['tta_flip_in_model'] else ''}.
+**{config["arch"]}**, trained by emolens on FER2013; 7 classes in FER2013's order
+({", ".join(EMOTIONS)}). Input: 48x48 gray faces, pixel values 0-255; the graph standardises
+each face itself{" and averages it with its mirror image (flip test-time augmentation)" if card["tta_flip_in_model"] else ""}.
 
 ## Results on FER2013 PublicTest (3,589 faces, used for model selection)
 
-- accuracy **{clean['accuracy']:.4f}**, macro-F1 **{clean['macro_f1']:.4f}** (this ONNX file, ONNX Runtime)
+- accuracy **{clean["accuracy"]:.4f}**, macro-F1 **{clean["macro_f1"]:.4f}** (this ONNX file, ONNX Runtime)
 - selected epoch {best_epoch} of {len(history)}; PrivateTest was not used here: it grades the model independently.
 
 | emotion | precision | recall | F1 | support |
@@ -88,8 +111,8 @@ each face itself{' and averages it with its mirror image (flip test-time augment
 
 Confusion matrix (rows true, columns predicted):
 
-| | {' | '.join(EMOTIONS)} |
-| --- | {' | '.join('---' for _ in EMOTIONS)} |
+| | {" | ".join(EMOTIONS)} |
+| --- | {" | ".join("---" for _ in EMOTIONS)} |
 {cm}
 
 ![confusion](confusion.png)
@@ -105,10 +128,10 @@ Confusion matrix (rows true, columns predicted):
 
 ## Training
 
-- data: {card['data']}
-- recipe: {json.dumps(card['recipe'])}
+- data: {card["data"]}
+- recipe: {json.dumps(card["recipe"])}
 - augmentation: shifts, flips, rotation, scale, brightness/contrast/gamma, blur/sharpen, noise, random erasing
-- wall time: {wall_s / 60:.0f} min for {len(history)} epochs on {card['machine']} (bf16 autocast + channels_last)
+- wall time: {wall_s / 60:.0f} min for {len(history)} epochs on {card["machine"]} (bf16 autocast + channels_last)
 
 ![curves](curves.png)
 
@@ -129,7 +152,9 @@ Confusion matrix (rows true, columns predicted):
 - Demographic balance of FER2013 is undocumented; accuracy across groups was not measured.
 """
     (out_dir / "model_card.md").write_text(md)
-    print(json.dumps({"accuracy": clean["accuracy"], "macro_f1": clean["macro_f1"], "robustness": robustness}, indent=2))
+    print(
+        json.dumps({"accuracy": clean["accuracy"], "macro_f1": clean["macro_f1"], "robustness": robustness}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def synthetic_faces(per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.nd
         for _ in range(per_class):
             img = rng.normal(90, 20, (48, 48))
             row = 4 + label * 6
-            img[row:row + 5, 6:42] += 120
+            img[row : row + 5, 6:42] += 120
             images.append(np.clip(img, 0, 255).astype(np.uint8))
             labels.append(label)
     return np.stack(images), np.array(labels)

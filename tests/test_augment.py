@@ -16,14 +16,18 @@ def test_range_shape_and_seeded():
 
 
 def test_all_off_is_identity():
-    off = AugmentConfig(flip=0, max_rotate_deg=0, scale=(1, 1), max_shift=0, photometric_p=0, blur_sharpen_p=0,
-                        noise_p=0, erase_p=0)
+    off = AugmentConfig(
+        flip=0, max_rotate_deg=0, scale=(1, 1), max_shift=0, photometric_p=0, blur_sharpen_p=0, noise_p=0, erase_p=0
+    )
     x = torch.rand(8, 1, 48, 48)
     torch.testing.assert_close(augment_batch(x, off, torch.Generator().manual_seed(0)), x, atol=1e-5, rtol=0)
 
 
 def test_flip_only_mirrors():
-    only_flip = AugmentConfig(flip=1.0, max_rotate_deg=0, scale=(1, 1), max_shift=0, photometric_p=0,
-                              blur_sharpen_p=0, noise_p=0, erase_p=0)
+    only_flip = AugmentConfig(
+        flip=1.0, max_rotate_deg=0, scale=(1, 1), max_shift=0, photometric_p=0, blur_sharpen_p=0, noise_p=0, erase_p=0
+    )
     x = torch.rand(4, 1, 48, 48)
-    torch.testing.assert_close(augment_batch(x, only_flip, torch.Generator()), torch.flip(x, dims=[3]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        augment_batch(x, only_flip, torch.Generator()), torch.flip(x, dims=[3]), atol=1e-5, rtol=0
+    )

@@ -11,8 +11,27 @@ from emolens.labels import EMOTIONS
 @pytest.fixture
 def trained(tiny_folder, tmp_path):
     out = tmp_path / "run"
-    assert main(["train", "--data", str(tiny_folder), "--out", str(out), "--arch", "vggface48_tiny", "--epochs", "2",
-                 "--batch-size", "16", "--threads", "1", "--no-bf16"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_folder),
+                "--out",
+                str(out),
+                "--arch",
+                "vggface48_tiny",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "16",
+                "--threads",
+                "1",
+                "--no-bf16",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -39,11 +58,14 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
     assert "perturbation: dark" in out and "confusion matrix" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["evaluate", "--data", "/nonexistent/fer2013.csv"], "data set not found: /nonexistent/fer2013.csv"),
-    (["export", "/nonexistent/best.pt", "-o", "x.onnx"], "checkpoint not found"),
-    (["train", "--data", "/nonexistent", "--out", "OUT"], "data set not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--data", "/nonexistent/fer2013.csv"], "data set not found: /nonexistent/fer2013.csv"),
+        (["export", "/nonexistent/best.pt", "-o", "x.onnx"], "checkpoint not found"),
+        (["train", "--data", "/nonexistent", "--out", "OUT"], "data set not found"),
+    ],
+)
 def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 1
@@ -69,5 +91,7 @@ def test_predict_bad_inputs(tiny_onnx, tmp_path, capsys):
     not_image.write_text("hello")
     assert main(["predict", str(not_image), str(tmp_path / "missing.png"), "--model", str(tiny_onnx)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"emolens: error: {not_image}: not a readable image (unsupported format or corrupt data)",
-                   f"emolens: error: {tmp_path / 'missing.png'}: cannot read file (No such file or directory)"]
+    assert err == [
+        f"emolens: error: {not_image}: not a readable image (unsupported format or corrupt data)",
+        f"emolens: error: {tmp_path / 'missing.png'}: cannot read file (No such file or directory)",
+    ]

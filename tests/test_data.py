@@ -5,8 +5,8 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
-from conftest import synthetic_faces, write_csv, write_folders, zip_tree
 
+from conftest import synthetic_faces, write_csv, write_folders, zip_tree
 from emolens.errors import DatasetError
 from emolens.labels import EMOTIONS, emotion_index
 from emolens.training.data import load_split
@@ -68,8 +68,9 @@ def test_labels_follow_folder_names_not_sort_order(tmp_path):
         (tmp_path / "test" / name).mkdir(parents=True)
         cv2.imwrite(str(tmp_path / "test" / name / "a.png"), img)
     split = load_split(tmp_path, "test")
-    assert sorted(split.labels.tolist()) == sorted([EMOTIONS.index("neutral"), EMOTIONS.index("surprise"),
-                                                    EMOTIONS.index("happy")])
+    assert sorted(split.labels.tolist()) == sorted(
+        [EMOTIONS.index("neutral"), EMOTIONS.index("surprise"), EMOTIONS.index("happy")]
+    )
     assert emotion_index("neutral") == 6 and emotion_index("fearful") == 2
 
 
@@ -151,10 +152,13 @@ def test_undecodable_image_names_the_member(tmp_path, tiny_folder):
         load_split(zip_tree(tiny_folder, tiny_folder.parent / "fer.zip"), "test")
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("data.zip", b"PK\x03\x04garbage", "not a readable zip"),
-    ("data.bin", b"hello", "not a FER2013 CSV"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("data.zip", b"PK\x03\x04garbage", "not a readable zip"),
+        ("data.bin", b"hello", "not a FER2013 CSV"),
+    ],
+)
 def test_not_a_dataset(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)

@@ -76,8 +76,9 @@ def test_classifier_tta_in_numpy_matches_tta_in_graph(tiny_model, tmp_path):
     graph_tta = EmotionClassifier(tmp_path / "tta.onnx", tta=True).classify(faces)  # no double flip
     # averaging probabilities vs logits differs slightly; both are mirror-symmetric
     np.testing.assert_allclose(numpy_tta.argmax(1), graph_tta.argmax(1))
-    np.testing.assert_allclose(numpy_tta, EmotionClassifier(tmp_path / "plain.onnx", tta=True).classify(faces[..., ::-1]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        numpy_tta, EmotionClassifier(tmp_path / "plain.onnx", tta=True).classify(faces[..., ::-1]), atol=1e-6
+    )
 
 
 def test_load_checkpoint_rejects_other_files(tmp_path):

@@ -50,12 +50,15 @@ def test_gray_and_bgra_frames_work(recognizer, astronaut_bgr):
     assert recognizer(gray)[0].box == recognizer(astronaut_bgr)[0].box == recognizer(bgra)[0].box
 
 
-@pytest.mark.parametrize("frame, error, message", [
-    (np.zeros((10, 10), np.float32), TypeError, "uint8"),
-    (np.zeros((10, 10, 2), np.uint8), ValueError, r"\(H, W\)"),
-    (np.zeros((0, 10, 3), np.uint8), ValueError, r"\(H, W\)"),
-    ("photo.jpg", TypeError, "numpy array"),
-])
+@pytest.mark.parametrize(
+    "frame, error, message",
+    [
+        (np.zeros((10, 10), np.float32), TypeError, "uint8"),
+        (np.zeros((10, 10, 2), np.uint8), ValueError, r"\(H, W\)"),
+        (np.zeros((0, 10, 3), np.uint8), ValueError, r"\(H, W\)"),
+        ("photo.jpg", TypeError, "numpy array"),
+    ],
+)
 def test_bad_frames(recognizer, frame, error, message):
     with pytest.raises(error, match=message):
         recognizer(frame)
@@ -110,11 +113,14 @@ def test_unknown_detector():
         create_detector("yolo")
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty file"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image"),
-    (b"GIF89a nonsense", "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty file"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image"),
+        (b"GIF89a nonsense", "not a readable image"),
+    ],
+)
 def test_decode_errors(data, message):
     with pytest.raises(ImageDecodeError, match=message):
         decode_image(data, name="upload")

@@ -13,12 +13,15 @@ def test_to_gray48_shapes(shape):
     assert (out == 77).all()
 
 
-@pytest.mark.parametrize("image, error", [
-    (np.zeros((48, 48), np.float32), TypeError),
-    (np.zeros((48, 48, 2), np.uint8), ValueError),
-    (np.zeros((0, 48), np.uint8), ValueError),
-    ([[1, 2]], TypeError),
-])
+@pytest.mark.parametrize(
+    "image, error",
+    [
+        (np.zeros((48, 48), np.float32), TypeError),
+        (np.zeros((48, 48, 2), np.uint8), ValueError),
+        (np.zeros((0, 48), np.uint8), ValueError),
+        ([[1, 2]], TypeError),
+    ],
+)
 def test_to_gray48_rejects(image, error):
     with pytest.raises(error):
         to_gray48(image)

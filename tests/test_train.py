@@ -10,8 +10,18 @@ from emolens.training.train import train
 
 
 def _config(data, out, **overrides) -> TrainConfig:
-    values = dict(data=str(data), out=str(out), arch="vggface48_tiny", epochs=3, batch_size=16, lr=0.05,
-                  warmup_epochs=0.5, threads=1, bf16=False, seed=3)
+    values = dict(
+        data=str(data),
+        out=str(out),
+        arch="vggface48_tiny",
+        epochs=3,
+        batch_size=16,
+        lr=0.05,
+        warmup_epochs=0.5,
+        threads=1,
+        bf16=False,
+        seed=3,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -28,7 +28,7 @@ def make_clip(path, astronaut_bgr, *, frames=20, fps=10, audio=True, size=(352, 
         for i in range(frames):
             canvas = np.full((h, w, 3), 90, np.uint8)
             x = 10 + i * 8
-            canvas[40:200, x:x + 150] = face
+            canvas[40:200, x : x + 150] = face
             for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="bgr24")):
                 out.mux(packet)
         for packet in video.encode():
@@ -37,7 +37,7 @@ def make_clip(path, astronaut_bgr, *, frames=20, fps=10, audio=True, size=(352, 
             n = int(16000 * frames / fps)
             tone = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 440 / 16000)).astype(np.float32)[None, :]
             for start in range(0, n, 1024):
-                frame = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="flt", layout="mono")
+                frame = av.AudioFrame.from_ndarray(tone[:, start : start + 1024], format="flt", layout="mono")
                 frame.sample_rate, frame.pts, frame.time_base = 16000, start, Fraction(1, 16000)
                 for packet in sound.encode(frame):
                     out.mux(packet)
@@ -58,9 +58,15 @@ def recognizer(tiny_onnx):
 
 def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
     progress = []
-    result = process_video(clip, recognizer, target=tmp_path / "out.mp4", csv_path=tmp_path / "f.csv",
-                           json_path=tmp_path / "f.json", plot_path=tmp_path / "t.png",
-                           on_progress=lambda done, total: progress.append((done, total)))
+    result = process_video(
+        clip,
+        recognizer,
+        target=tmp_path / "out.mp4",
+        csv_path=tmp_path / "f.csv",
+        json_path=tmp_path / "f.json",
+        plot_path=tmp_path / "t.png",
+        on_progress=lambda done, total: progress.append((done, total)),
+    )
     assert progress[-1][0] == 20
     with av.open(str(tmp_path / "out.mp4")) as out:
         stream = out.streams.video[0]

@@ -11,4 +11,12 @@ from emolens.labels import EMOTIONS as EMOTIONS
 
 __version__ = "0.1.0"
 
-__all__ = ["EMOTIONS", "DatasetError", "EmolensError", "ExportError", "ImageDecodeError", "ModelLoadError", "__version__"]
+__all__ = [
+    "EMOTIONS",
+    "DatasetError",
+    "EmolensError",
+    "ExportError",
+    "ImageDecodeError",
+    "ModelLoadError",
+    "__version__",
+]

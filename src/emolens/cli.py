@@ -23,7 +23,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from emolens.training.train import train
 
     best = train(cfg, resume=args.resume, stop_after=args.stop_after)
-    print(f"best {cfg.val_split} accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}) at epoch {best['epoch']}")
+    print(
+        f"best {cfg.val_split} accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}) at epoch {best['epoch']}"
+    )
     return 0
 
 
@@ -38,8 +40,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"{args.split}: n={report['n']}  accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}"
-          f"  (perturbation: {report['perturbation']})")
+    print(
+        f"{args.split}: n={report['n']}  accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}"
+        f"  (perturbation: {report['perturbation']})"
+    )
     print(f"{'emotion':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, m in report["per_class"].items():
         print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
@@ -78,15 +82,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             continue
         faces = recognizer(frame)
-        results.append({"image": path, "width": frame.shape[1], "height": frame.shape[0],
-                        "faces": [f.to_dict() for f in faces]})
+        results.append(
+            {"image": path, "width": frame.shape[1], "height": frame.shape[0], "faces": [f.to_dict() for f in faces]}
+        )
         if args.annotate:
             out_dir = Path(args.annotate)
             out_dir.mkdir(parents=True, exist_ok=True)
             target = out_dir / (Path(path).stem + "_emolens.png")
             cv2.imwrite(str(target), draw_results(frame, faces))
         if not args.json:
-            summary = ", ".join(f"{f.emotion} {f.confidence:.0%} at {f.box.to_list()}" for f in faces) or "no face found"
+            summary = (
+                ", ".join(f"{f.emotion} {f.confidence:.0%} at {f.box.to_list()}" for f in faces) or "no face found"
+            )
             print(f"{path}: {summary}")
     if args.json:
         print(json.dumps(results))
@@ -104,12 +111,22 @@ def _cmd_video(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{source}: no such file")
     target = args.output or str(source.with_name(source.stem + "_emolens.mp4"))
     recognizer = EmotionRecognizer(args.model, detector=args.detector)
-    result = process_video(source, recognizer, target=target, csv_path=args.csv, json_path=args.json,
-                           plot_path=args.plot, every_nth=args.every, show_progress=True)
+    result = process_video(
+        source,
+        recognizer,
+        target=target,
+        csv_path=args.csv,
+        json_path=args.json,
+        plot_path=args.plot,
+        every_nth=args.every,
+        show_progress=True,
+    )
     print(f"wrote {target}: {result.frames_processed} frames analysed, {len(result.summary()['tracks'])} face track(s)")
     for tid, track in result.summary()["tracks"].items():
-        print(f"  face {tid}: {track['dominant_emotion']} ({track['share'][track['dominant_emotion']]:.0%} of "
-              f"{track['frames']} frames, {track['start']:.1f}-{track['end']:.1f} s)")
+        print(
+            f"  face {tid}: {track['dominant_emotion']} ({track['share'][track['dominant_emotion']]:.0%} of "
+            f"{track['frames']} frames, {track['start']:.1f}-{track['end']:.1f} s)"
+        )
     return 0
 
 
@@ -121,8 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on FER2013 (needs the [train] extra)")
     p.add_argument("--data", required=True, help="fer2013.csv, an image-folder tree, or a zip of either")
     p.add_argument("--out", default="runs/train", help="output folder (checkpoints, metrics, plots)")
-    p.add_argument("--recipe", choices=["default", "origin"], default="default",
-                   help="'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)")
+    p.add_argument(
+        "--recipe",
+        choices=["default", "origin"],
+        default="default",
+        help="'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)",
+    )
     p.add_argument("--arch", help="model name (see `emolens train --list-models`)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -174,14 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except ModuleNotFoundError as exc:
         if exc.name in {"torch", "onnx", "matplotlib"}:
-            print(f"emolens: {exc.name} is missing; install the training extra: pip install torch==2.13.0 'emolens[train]'",
-                  file=sys.stderr)
+            print(
+                f"emolens: {exc.name} is missing; install the training extra: pip install torch==2.13.0 'emolens[train]'",
+                file=sys.stderr,
+            )
             return 2
         raise
     except (EmolensError, ValueError, FileNotFoundError) as exc:

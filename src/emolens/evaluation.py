@@ -56,8 +56,9 @@ def perturb(faces: np.ndarray, name: str, *, seed: int = 0) -> np.ndarray:
     return PERTURBATIONS[name](faces, np.random.default_rng(seed))
 
 
-def predict_probabilities(model: str | os.PathLike | None, faces: np.ndarray, *, tta: bool = False,
-                          batch_size: int = 256) -> np.ndarray:
+def predict_probabilities(
+    model: str | os.PathLike | None, faces: np.ndarray, *, tta: bool = False, batch_size: int = 256
+) -> np.ndarray:
     """Class scores (n, 7) from an ONNX model (default: the shipped one) or a ``.pt`` checkpoint."""
     if model is not None and Path(model).suffix == ".pt":
         from emolens.training.export import load_checkpoint
@@ -68,11 +69,18 @@ def predict_probabilities(model: str | os.PathLike | None, faces: np.ndarray, *,
     from emolens.inference.classifier import EmotionClassifier
 
     classifier = EmotionClassifier(model, tta=tta)
-    return np.concatenate([classifier.classify(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
+    return np.concatenate([classifier.classify(faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)])
 
 
-def evaluate(model: str | os.PathLike | None, images: np.ndarray, labels: np.ndarray, *, tta: bool = False,
-             perturbation: str | None = None, seed: int = 0) -> dict:
+def evaluate(
+    model: str | os.PathLike | None,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    tta: bool = False,
+    perturbation: str | None = None,
+    seed: int = 0,
+) -> dict:
     """Classification report (see :func:`emolens.metrics.classification_report`) of a model on faces."""
     if perturbation:
         images = perturb(images, perturbation, seed=seed)

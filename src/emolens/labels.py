@@ -33,6 +33,4 @@ def emotion_index(name: str) -> int:
     try:
         return EMOTIONS.index(key)
     except ValueError:
-        raise ValueError(
-            f"unknown emotion {name!r}; expected one of {', '.join(EMOTIONS)}"
-        ) from None
+        raise ValueError(f"unknown emotion {name!r}; expected one of {', '.join(EMOTIONS)}") from None

@@ -37,7 +37,12 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "n": n,
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(labels)
         },
         "confusion_matrix": cm.tolist(),

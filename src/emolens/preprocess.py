@@ -55,7 +55,9 @@ def to_model_input(faces: np.ndarray) -> np.ndarray:
     return faces.astype(np.float32)[:, None, :, :]
 
 
-def square_box(box: tuple[int, int, int, int], frame_shape: tuple[int, ...], margin: float = 0.1) -> tuple[int, int, int, int]:
+def square_box(
+    box: tuple[int, int, int, int], frame_shape: tuple[int, ...], margin: float = 0.1
+) -> tuple[int, int, int, int]:
     """Grow a detector box into the square, slightly wider crop FER2013's faces were cut as.
 
     The square is centred on the box, its side the box's larger side plus ``margin`` of it

@@ -52,5 +52,9 @@ class FaceResult:
         return cls(box, {name: float(p) for name, p in zip(EMOTIONS, probabilities)})
 
     def to_dict(self) -> dict:
-        return {"box": self.box.to_list(), "emotion": self.emotion, "confidence": self.confidence,
-                "scores": dict(self.scores)}
+        return {
+            "box": self.box.to_list(),
+            "emotion": self.emotion,
+            "confidence": self.confidence,
+            "scores": dict(self.scores),
+        }

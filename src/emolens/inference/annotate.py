@@ -9,8 +9,13 @@ from emolens.results import FaceResult
 
 # BGR colours per emotion, readable on photos.
 COLORS = {
-    "angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160), "happy": (0, 200, 255),
-    "sad": (200, 120, 40), "surprise": (0, 140, 255), "neutral": (180, 180, 180),
+    "angry": (40, 40, 220),
+    "disgust": (40, 140, 40),
+    "fear": (160, 60, 160),
+    "happy": (0, 200, 255),
+    "sad": (200, 120, 40),
+    "surprise": (0, 140, 255),
+    "neutral": (180, 180, 180),
 }
 
 
@@ -27,6 +32,7 @@ def draw_results(frame: np.ndarray, faces: list[FaceResult], *, thickness: int |
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = b.y1 - th - base - 4 if b.y1 - th - base - 4 >= 0 else b.y2
         cv2.rectangle(out, (b.x1, top), (b.x1 + tw + 6, top + th + base + 4), color, -1)
-        cv2.putText(out, label, (b.x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out, label, (b.x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
+        )
     return out

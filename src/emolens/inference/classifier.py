@@ -40,8 +40,14 @@ class EmotionClassifier:
         >>> probs = clf.classify(np.zeros((2, 48, 48), np.uint8))  # (2, 7)
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, *, providers: list[str] | None = None,
-                 threads: int = 0, tta: bool = False):
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        *,
+        providers: list[str] | None = None,
+        threads: int = 0,
+        tta: bool = False,
+    ):
         import onnxruntime as ort
 
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
@@ -51,17 +57,22 @@ class EmotionClassifier:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
-                                                 providers=providers or ["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(f"{self.model_path}: cannot load ONNX model ({exc})") from exc
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         if "labels" not in self.metadata or "input_size" not in self.metadata:
-            raise ModelLoadError(f"{self.model_path}: no emolens metadata (labels, input_size); export it with `emolens export`")
+            raise ModelLoadError(
+                f"{self.model_path}: no emolens metadata (labels, input_size); export it with `emolens export`"
+            )
         self.labels = tuple(json.loads(self.metadata["labels"]))
         if self.labels != EMOTIONS or int(self.metadata["input_size"]) != INPUT_SIZE:
-            raise ModelLoadError(f"{self.model_path}: expects labels {self.labels} at {self.metadata['input_size']} px; "
-                                 f"emolens uses {EMOTIONS} at {INPUT_SIZE} px")
+            raise ModelLoadError(
+                f"{self.model_path}: expects labels {self.labels} at {self.metadata['input_size']} px; "
+                f"emolens uses {EMOTIONS} at {INPUT_SIZE} px"
+            )
         self._input = self._session.get_inputs()[0].name
         self.flip_in_model = self.metadata.get("tta_flip") == "true"
         self.tta = tta and not self.flip_in_model
@@ -74,4 +85,4 @@ class EmotionClassifier:
         if not self.tta:
             return self._session.run(None, {self._input: x})[0]
         both = self._session.run(None, {self._input: np.concatenate([x, x[..., ::-1]])})[0]
-        return (both[: len(x)] + both[len(x):]) / 2
+        return (both[: len(x)] + both[len(x) :]) / 2

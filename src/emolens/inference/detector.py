@@ -43,7 +43,9 @@ def brighten_if_dark(gray: np.ndarray, *, dark_mean: float = 80.0) -> np.ndarray
     return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
 
 
-def merge_overlapping(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def merge_overlapping(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """Non-maximum suppression: keep the best-scoring box of each overlapping group."""
     if len(boxes) == 0:
         return boxes.reshape(0, 4).astype(np.int32), scores.astype(np.float32)
@@ -58,12 +60,26 @@ class HaarFaceDetector:
     ``CascadeClassifier`` objects are not thread-safe, so each thread gets its own.
     """
 
-    def __init__(self, *, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
-                 min_neighbors: int = 5, min_size: int = 36, max_side: int = 640):
+    def __init__(
+        self,
+        *,
+        cascade: str = "haarcascade_frontalface_default.xml",
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size: int = 36,
+        max_side: int = 640,
+    ):
         self.cascade_path = cascade if "/" in cascade else cv2.data.haarcascades + cascade
         if cv2.CascadeClassifier(self.cascade_path).empty():
-            raise ModelLoadError(f"cannot load Haar cascade {self.cascade_path} (OpenCV 5 wheels ship none; use opencv<5)")
-        self.scale_factor, self.min_neighbors, self.min_size, self.max_side = scale_factor, min_neighbors, min_size, max_side
+            raise ModelLoadError(
+                f"cannot load Haar cascade {self.cascade_path} (OpenCV 5 wheels ship none; use opencv<5)"
+            )
+        self.scale_factor, self.min_neighbors, self.min_size, self.max_side = (
+            scale_factor,
+            min_neighbors,
+            min_size,
+            max_side,
+        )
         self._local = threading.local()
 
     def _cascade(self) -> cv2.CascadeClassifier:
@@ -78,8 +94,12 @@ class HaarFaceDetector:
         small = brighten_if_dark(small)
         min_side = max(12, int(round(self.min_size * scale)))
         rects, _, weights = self._cascade().detectMultiScale3(
-            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side),
-            outputRejectLevels=True)
+            small,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side),
+            outputRejectLevels=True,
+        )
         if len(rects) == 0:
             return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
         rects = np.asarray(rects, dtype=np.float64) / scale
@@ -99,8 +119,16 @@ class RetinaFaceDetector:
     _SIZES = ((16, 32), (64, 128), (256, 512))
     _MEAN_BGR = np.array([104, 117, 123], np.float32)
 
-    def __init__(self, *, score_threshold: float = 0.8, nms_threshold: float = 0.4, max_side: int = 640,
-                 min_size: int = 20, threads: int = 0, model_path: str | None = None):
+    def __init__(
+        self,
+        *,
+        score_threshold: float = 0.8,
+        nms_threshold: float = 0.4,
+        max_side: int = 640,
+        min_size: int = 20,
+        threads: int = 0,
+        model_path: str | None = None,
+    ):
         import onnxruntime as ort
 
         path = model_path or str(Path(__file__).resolve().parent.parent / "models" / "retinaface_mnet025.onnx")
@@ -130,7 +158,11 @@ class RetinaFaceDetector:
         return self._anchors[key]
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        bgr = cv2.cvtColor(_gray(frame), cv2.COLOR_GRAY2BGR) if frame.ndim == 2 or frame.shape[2] == 1 else frame[:, :, :3]
+        bgr = (
+            cv2.cvtColor(_gray(frame), cv2.COLOR_GRAY2BGR)
+            if frame.ndim == 2 or frame.shape[2] == 1
+            else frame[:, :, :3]
+        )
         h0, w0 = bgr.shape[:2]
         scale = min(1.0, self.max_side / max(h0, w0))
         small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr

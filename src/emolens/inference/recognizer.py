@@ -39,8 +39,14 @@ class EmotionRecognizer:
         >>> faces[0].emotion, faces[0].confidence
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, *, detector: str | FaceDetector = "haar",
-                 margin: float = 0.1, threads: int = 0):
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        *,
+        detector: str | FaceDetector = "haar",
+        margin: float = 0.1,
+        threads: int = 0,
+    ):
         self.classifier = EmotionClassifier(model_path, threads=threads)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin = margin

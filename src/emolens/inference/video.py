@@ -58,8 +58,11 @@ class VideoInfo:
         with _open(path) as container:
             stream = _video_stream(container, path)
             fps = float(stream.average_rate or stream.guessed_rate or 25)
-            duration = float(stream.duration * stream.time_base) if stream.duration else (
-                container.duration / 1e6 if container.duration else 0.0)
+            duration = (
+                float(stream.duration * stream.time_base)
+                if stream.duration
+                else (container.duration / 1e6 if container.duration else 0.0)
+            )
             frames = stream.frames or int(round(duration * fps))
             rotation = 0
             try:
@@ -123,19 +126,40 @@ class VideoResult:
             for r in rows:
                 counts[r["emotion"]] += 1
             share = {e: c / len(rows) for e, c in counts.items()}
-            out[str(tid)] = {"frames": len(rows), "start": rows[0]["time"], "end": rows[-1]["time"],
-                             "dominant_emotion": max(share, key=share.get), "share": share,
-                             "mean_scores": {e: float(np.mean([r["scores"][e] for r in rows])) for e in EMOTIONS}}
-        return {"video": {"width": self.info.width, "height": self.info.height, "fps": self.info.fps,
-                          "duration": self.info.duration, "frames_processed": self.frames_processed},
-                "tracks": out}
+            out[str(tid)] = {
+                "frames": len(rows),
+                "start": rows[0]["time"],
+                "end": rows[-1]["time"],
+                "dominant_emotion": max(share, key=share.get),
+                "share": share,
+                "mean_scores": {e: float(np.mean([r["scores"][e] for r in rows])) for e in EMOTIONS},
+            }
+        return {
+            "video": {
+                "width": self.info.width,
+                "height": self.info.height,
+                "fps": self.info.fps,
+                "duration": self.info.duration,
+                "frames_processed": self.frames_processed,
+            },
+            "tracks": out,
+        }
 
 
-def process_video(source: str | os.PathLike, recognizer: EmotionRecognizer, *, target: str | os.PathLike | None = None,
-                  csv_path: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
-                  plot_path: str | os.PathLike | None = None, every_nth: int = 1, smoothing: float = 0.6,
-                  on_progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
-                  show_progress: bool = False) -> VideoResult:
+def process_video(
+    source: str | os.PathLike,
+    recognizer: EmotionRecognizer,
+    *,
+    target: str | os.PathLike | None = None,
+    csv_path: str | os.PathLike | None = None,
+    json_path: str | os.PathLike | None = None,
+    plot_path: str | os.PathLike | None = None,
+    every_nth: int = 1,
+    smoothing: float = 0.6,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    show_progress: bool = False,
+) -> VideoResult:
     """Recognise emotions in every (or every Nth) frame of a video, tracking each face.
 
     Args:
@@ -237,8 +261,11 @@ class _AnnotatedWriter:
             if audio.codec_context.name in _COPYABLE_AUDIO:
                 self.in_audio, self.out_audio = audio, self.output.add_stream_from_template(audio)
             else:
-                logger.warning("%s: audio codec %s cannot be copied into MP4; the output has no sound",
-                               self.source, audio.codec_context.name)
+                logger.warning(
+                    "%s: audio codec %s cannot be copied into MP4; the output has no sound",
+                    self.source,
+                    audio.codec_context.name,
+                )
         self._pts = None
         return self
 
@@ -279,8 +306,17 @@ def _write_csv(result: VideoResult, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["time", "frame", "track_id", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS])
         for r in result.records:
-            writer.writerow([r["time"], r["frame"], r["track_id"], *r["box"], r["emotion"], f"{r['confidence']:.4f}",
-                             *(f"{r['scores'][e]:.4f}" for e in EMOTIONS)])
+            writer.writerow(
+                [
+                    r["time"],
+                    r["frame"],
+                    r["track_id"],
+                    *r["box"],
+                    r["emotion"],
+                    f"{r['confidence']:.4f}",
+                    *(f"{r['scores'][e]:.4f}" for e in EMOTIONS),
+                ]
+            )
 
 
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:

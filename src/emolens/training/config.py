@@ -39,7 +39,9 @@ class TrainConfig:
         values = dict(values)
         if isinstance(values.get("augment_config"), dict):
             aug = values["augment_config"]
-            values["augment_config"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+            values["augment_config"] = AugmentConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -53,6 +55,17 @@ class TrainConfig:
 # The origin's recipe: Adam 5e-4, batch 64, plain cross-entropy, LR reduced on plateau, 15 epochs.
 RECIPES: dict[str, dict] = {
     "default": {},
-    "origin": dict(arch="seed2020", epochs=15, batch_size=64, optimizer="adam", lr=5e-4, weight_decay=0.0,
-                   schedule="plateau", warmup_epochs=0.0, label_smoothing=0.0, ema_decay=0.0, augment=False),
+    "origin": dict(
+        arch="seed2020",
+        epochs=15,
+        batch_size=64,
+        optimizer="adam",
+        lr=5e-4,
+        weight_decay=0.0,
+        schedule="plateau",
+        warmup_epochs=0.0,
+        label_smoothing=0.0,
+        ema_decay=0.0,
+        augment=False,
+    ),
 }

@@ -66,8 +66,9 @@ class FerSplit:
         return {name: int(c) for name, c in zip(EMOTIONS, counts)}
 
 
-def load_split(path: str | os.PathLike, split: str = "train", *, cache_dir: str | os.PathLike | None = None,
-               use_cache: bool = True) -> FerSplit:
+def load_split(
+    path: str | os.PathLike, split: str = "train", *, cache_dir: str | os.PathLike | None = None, use_cache: bool = True
+) -> FerSplit:
     """Load one split of FER2013 from a CSV, an image-folder tree or a zip of either.
 
     The decoded arrays are cached (keyed by the source's path, size and mtime) so later
@@ -196,7 +197,7 @@ def _read_zip(path: Path, split: str) -> FerSplit:
                 return _parse_csv(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), split, f"{path}:{csvs[0]}")
         if prefix is None:
             raise DatasetError(f"{path}: no {split}/<emotion>/ folder and no CSV inside the zip")
-        members = ((n[len(prefix):], _reader(archive, n)) for n in names if n.startswith(prefix))
+        members = ((n[len(prefix) :], _reader(archive, n)) for n in names if n.startswith(prefix))
         try:
             return _decode_members(members, f"{path}:{prefix.rstrip('/')}")
         except zipfile.BadZipFile as exc:

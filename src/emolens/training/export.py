@@ -55,21 +55,41 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         model = create_model(ckpt["arch"], num_classes=len(EMOTIONS))
         state = ckpt["ema"] if ckpt.get("ema") and "optimizer" in ckpt else ckpt["model"]
         model.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:  # torch.load raises RuntimeError on garbage
+    except (
+        KeyError,
+        TypeError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        pickle.UnpicklingError,
+    ) as exc:  # torch.load raises RuntimeError on garbage
         raise ExportError(f"{path}: not an emolens training checkpoint ({exc})") from exc
     return model.eval(), ckpt
 
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def export_onnx(model: nn.Module, path: str | Path, *, arch: str, tta: bool = True, extra_metadata: dict | None = None,
-                check: bool = True) -> dict:
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    arch: str,
+    tta: bool = True,
+    extra_metadata: dict | None = None,
+    check: bool = True,
+) -> dict:
     """Write ``model`` as ONNX to ``path`` with metadata, then check it.
 
     Checks: the ONNX checker, then ONNX Runtime against PyTorch in fp32 on random and
@@ -93,9 +113,16 @@ def export_onnx(model: nn.Module, path: str | Path, *, arch: str, tta: bool = Tr
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated but needs no onnxscript, and its output is checked below.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapped, (example,), str(tmp), input_names=["faces"], output_names=["scores"],
-                          dynamic_axes={"faces": {0: "batch"}, "scores": {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            str(tmp),
+            input_names=["faces"],
+            output_names=["scores"],
+            dynamic_axes={"faces": {0: "batch"}, "scores": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
     proto = onnx.load(str(tmp))
     metadata = {
         "emolens_format": "1",
@@ -118,7 +145,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, arch: str, tta: bool = Tr
         if check:
             diff = _parity(wrapped, tmp, ort)
             if not diff < PARITY_TOLERANCE:
-                raise ExportError(f"ONNX Runtime differs from PyTorch by {diff:.2e} (max abs), over {PARITY_TOLERANCE:.0e}")
+                raise ExportError(
+                    f"ONNX Runtime differs from PyTorch by {diff:.2e} (max abs), over {PARITY_TOLERANCE:.0e}"
+                )
             logger.info("ONNX Runtime vs PyTorch: max abs difference %.2e", diff)
     except onnx.checker.ValidationError as exc:
         tmp.unlink(missing_ok=True)

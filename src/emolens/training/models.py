@@ -37,14 +37,25 @@ class Seed2020(nn.Module):
         layers: list[nn.Module] = [PerImageStandardize()]
         in_ch = 1
         for out_ch, k in ((64, 3), (128, 5), (512, 3), (512, 3)):
-            layers += [nn.Conv2d(in_ch, out_ch, k, padding=k // 2), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2), nn.Dropout(drop_rate)]
+            layers += [
+                nn.Conv2d(in_ch, out_ch, k, padding=k // 2),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+                nn.Dropout(drop_rate),
+            ]
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(512 * 3 * 3, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
-            nn.Linear(256, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(512 * 3 * 3, 256),
+            nn.BatchNorm1d(256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(256, 512),
+            nn.BatchNorm1d(512),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
             nn.Linear(512, num_classes),
         )
 
@@ -61,21 +72,35 @@ class VggFace48(nn.Module):
     mouth) instead of averaging it away.
     """
 
-    def __init__(self, num_classes: int = 7, widths: Sequence[int] = (32, 64, 128, 256),
-                 depths: Sequence[int] = (1, 2, 3, 3), hidden: int = 256, drop_rate: float = 0.4):
+    def __init__(
+        self,
+        num_classes: int = 7,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        depths: Sequence[int] = (1, 2, 3, 3),
+        hidden: int = 256,
+        drop_rate: float = 0.4,
+    ):
         super().__init__()
         layers: list[nn.Module] = [PerImageStandardize()]
         in_ch = 1
         for width, depth in zip(widths, depths):
             for _ in range(depth):
-                layers += [nn.Conv2d(in_ch, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(in_ch, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
                 in_ch = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         side = 48 // 2 ** len(widths)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(drop_rate),
-            nn.Linear(in_ch * side * side, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Flatten(),
+            nn.Dropout(drop_rate),
+            nn.Linear(in_ch * side * side, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
             nn.Linear(hidden, num_classes),
         )
         for m in self.modules():

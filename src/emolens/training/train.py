@@ -27,7 +27,17 @@ from emolens.training.models import count_parameters, create_model
 
 logger = logging.getLogger(__name__)
 
-METRIC_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "img_per_s", "epoch_s"]
+METRIC_FIELDS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_macro_f1",
+    "img_per_s",
+    "epoch_s",
+]
 
 
 def pick_device() -> torch.device:
@@ -50,14 +60,21 @@ def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) ->
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: np.ndarray, *, batch_size: int = 512, tta: bool = False,
-                   device: torch.device | None = None, autocast: bool = False) -> np.ndarray:
+def predict_logits(
+    model: nn.Module,
+    images: np.ndarray,
+    *,
+    batch_size: int = 512,
+    tta: bool = False,
+    device: torch.device | None = None,
+    autocast: bool = False,
+) -> np.ndarray:
     """Logits for uint8 faces (n, 48, 48); with ``tta`` averaged with the mirrored faces."""
     device = device or next(model.parameters()).device
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(images[start:start + batch_size]), device, False)
+        x = to_input(torch.from_numpy(images[start : start + batch_size]), device, False)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x).float()
             if tta:
@@ -117,7 +134,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
 
     train_split = load_split(cfg.data, "train")
     val_split = load_split(cfg.data, cfg.val_split)
-    logger.info("train %d images %s; %s %d images", len(train_split), train_split.class_counts(), cfg.val_split, len(val_split))
+    logger.info(
+        "train %d images %s; %s %d images", len(train_split), train_split.class_counts(), cfg.val_split, len(val_split)
+    )
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, num_classes=len(EMOTIONS)).to(device)
@@ -125,8 +144,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
     optimizer = _make_optimizer(cfg, model)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2) \
-        if cfg.schedule == "plateau" else None
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2)
+        if cfg.schedule == "plateau"
+        else None
+    )
     steps_per_epoch = len(train_split) // cfg.batch_size  # drop the last partial batch (BatchNorm)
     start_epoch, best, history = 1, {"accuracy": -1.0}, []
 
@@ -158,14 +180,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
-                   disable=None, mininterval=2)
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            unit="batch",
+            leave=False,
+            disable=None,
+            mininterval=2,
+        )
         for i in bar:
             step = (epoch - 1) * steps_per_epoch + i
             if plateau is None:
                 for group in optimizer.param_groups:
                     group["lr"] = _lr_at(cfg, step, steps_per_epoch)
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             x = images[idx].unsqueeze(1).float() / 255
             if cfg.augment:
                 x = augment_batch(x, cfg.augment_config, gen)
@@ -192,23 +220,60 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         report = evaluate_model(scored, val_split, device=device, autocast=False)
         if plateau is not None:
             plateau.step(report["loss"])
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum / seen,
-               "train_acc": correct / seen, "val_loss": report["loss"], "val_acc": report["accuracy"],
-               "val_macro_f1": report["macro_f1"], "img_per_s": seen / epoch_s, "epoch_s": epoch_s}
+        row = {
+            "epoch": epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,
+            "val_loss": report["loss"],
+            "val_acc": report["accuracy"],
+            "val_macro_f1": report["macro_f1"],
+            "img_per_s": seen / epoch_s,
+            "epoch_s": epoch_s,
+        }
         history.append(row)
         improved = report["accuracy"] > best["accuracy"]
         if improved:
             best = {**report, "epoch": epoch}
-            _atomic_save({"arch": cfg.arch, "epoch": epoch, "metric": report["accuracy"], "model": scored.state_dict(),
-                          "config": cfg.to_dict(), "report": report}, out / "best.pt")
-        _atomic_save({"arch": cfg.arch, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "ema": ema.state_dict() if ema is not None else None,
-                      "plateau": plateau.state_dict() if plateau is not None else None,
-                      "best": best, "history": history, "config": cfg.to_dict()}, last_path)
+            _atomic_save(
+                {
+                    "arch": cfg.arch,
+                    "epoch": epoch,
+                    "metric": report["accuracy"],
+                    "model": scored.state_dict(),
+                    "config": cfg.to_dict(),
+                    "report": report,
+                },
+                out / "best.pt",
+            )
+        _atomic_save(
+            {
+                "arch": cfg.arch,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "plateau": plateau.state_dict() if plateau is not None else None,
+                "best": best,
+                "history": history,
+                "config": cfg.to_dict(),
+            },
+            last_path,
+        )
         _write_metrics(out, history)
-        logger.info("epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s | %.0f img/s, %.0f s",
-                    epoch, cfg.epochs, row["train_loss"], row["train_acc"], cfg.val_split, report["accuracy"],
-                    report["macro_f1"], " *" if improved else "", row["img_per_s"], epoch_s)
+        logger.info(
+            "epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s | %.0f img/s, %.0f s",
+            epoch,
+            cfg.epochs,
+            row["train_loss"],
+            row["train_acc"],
+            cfg.val_split,
+            report["accuracy"],
+            report["macro_f1"],
+            " *" if improved else "",
+            row["img_per_s"],
+            epoch_s,
+        )
 
     if last_epoch < cfg.epochs:
         logger.info("stopped after epoch %d of %d; continue with --resume", last_epoch, cfg.epochs)
@@ -216,8 +281,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     from emolens.training.plots import plot_confusion, plot_curves  # matplotlib only when finishing
 
     plot_curves(history, out / "curves.png")
-    plot_confusion(np.array(best["confusion_matrix"]), out / "confusion.png",
-                   title=f"{cfg.arch} on {cfg.val_split}: accuracy {best['accuracy']:.4f}")
+    plot_confusion(
+        np.array(best["confusion_matrix"]),
+        out / "confusion.png",
+        title=f"{cfg.arch} on {cfg.val_split}: accuracy {best['accuracy']:.4f}",
+    )
     return best
 
 
