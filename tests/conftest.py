@@ -90,3 +90,24 @@ def astronaut_bgr() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture
+def app(tmp_path, tiny_onnx):
+    from emolens.web import create_app
+
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "MODEL_PATH": str(tiny_onnx),
+                      "DETECTOR": "haar"})
+    yield app
+    app.extensions["emolens_jobs"].shutdown()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return data.tobytes()

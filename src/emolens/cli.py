@@ -130,6 +130,40 @@ def _cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    import os
+
+    from emolens.web import create_app
+
+    token = args.token or os.environ.get("EMOLENS_TOKEN")
+    settings = {"TOKEN": token, "MAX_WORKERS": args.workers}
+    if args.data_dir:
+        settings["DATA_DIR"] = args.data_dir
+    if args.model:
+        settings["MODEL_PATH"] = args.model
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token:
+        logging.warning("serving on %s without a token: anyone who can reach this port can use it (add --token)", args.host)
+    if bool(args.certfile) != bool(args.keyfile):
+        raise ValueError("--certfile and --keyfile go together")
+    app = create_app(settings)
+    scheme = "https" if args.certfile else "http"
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"emolens is serving at {scheme}://{shown}:{args.port}/" + (f"?token={token}" if token else ""), flush=True)
+    if args.debug:
+        ssl = (args.certfile, args.keyfile) if args.certfile else None
+        app.run(host=args.host, port=args.port, debug=True, threaded=True, ssl_context=ssl)
+        return 0
+    from emolens.web.server import run
+
+    run(app, host=args.host, port=args.port, threads=args.threads, certfile=args.certfile, keyfile=args.keyfile)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -189,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="haar", choices=["haar"])
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_video)
+
+    p = sub.add_parser("serve", help="run the web UI and REST API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", help="jobs database and files (default: the user's data directory)")
+    p.add_argument("--token", help="require this token on every page, API call and WebSocket (or EMOLENS_TOKEN)")
+    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.add_argument("--workers", type=int, default=1, help="video jobs processed at once")
+    p.add_argument("--threads", type=int, default=32, help="request threads (each live client holds one)")
+    p.add_argument("--certfile", help="TLS certificate (browsers allow the camera only on https or localhost)")
+    p.add_argument("--keyfile", help="TLS private key")
+    p.add_argument("--debug", action="store_true", help="Flask's development server with debugging")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

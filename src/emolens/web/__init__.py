@@ -1,0 +1,47 @@
+"""The emolens web UI and REST API (Flask). Imports inference, never training."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+logger = logging.getLogger(__name__)
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("emolens", appauthor=False))
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app. ``test_config`` overrides the defaults in :mod:`emolens.web.config`.
+
+    Example:
+        >>> app = create_app({"DATA_DIR": "/tmp/emolens", "TOKEN": "s3cret"})
+    """
+    from emolens.web import api, config, errors, extensions, jobs, live, pages, security
+
+    app = Flask(__name__)
+    app.config.from_object(config)
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("DATA_DIR"):
+        app.config["DATA_DIR"] = str(default_data_dir())
+    if app.config.get("TOKEN") is None and os.environ.get("EMOLENS_TOKEN"):
+        app.config["TOKEN"] = os.environ["EMOLENS_TOKEN"]
+    app.config.setdefault("SECRET_KEY", secrets.token_hex(16))
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+
+    errors.init_app(app)
+    security.init_app(app)
+    extensions.init_app(app)
+    jobs.init_app(app)
+    live.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,116 @@
+"""The JSON REST API under /api/v1."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+
+from emolens import __version__
+from emolens.labels import EMOTIONS
+from emolens.web.errors import ApiError
+from emolens.web.extensions import get_recognizer
+from emolens.web.jobs import OUTPUTS, get_jobs
+from emolens.web.uploads import file_field, read_image_upload, save_video_upload
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/health")
+def health():
+    recognizer = get_recognizer()
+    return jsonify({"status": "ok", "version": __version__, "model": recognizer.classifier.model_path.name,
+                    "labels": list(EMOTIONS)})
+
+
+@bp.post("/images")
+def analyse_image():
+    frame = read_image_upload(file_field(request.files, "image"))
+    faces = get_recognizer()(frame)
+    return jsonify({"width": frame.shape[1], "height": frame.shape[0], "faces": [f.to_dict() for f in faces]})
+
+
+@bp.post("/videos")
+def submit_video():
+    upload = file_field(request.files, "video")
+    jobs = get_jobs()
+    path, _ = save_video_upload(upload, jobs.root / "uploads")
+    job_id = jobs.create(path, upload.filename or "video")
+    status_url = url_for("api.job_status", job_id=job_id)
+    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+
+
+def _job_or_404(job_id: str) -> dict:
+    job = get_jobs().get(job_id) if len(job_id) == 32 and job_id.isalnum() else None
+    if job is None:
+        raise ApiError(404, "job_not_found", f"no job {job_id!r}")
+    return job
+
+
+def _public(job: dict) -> dict:
+    out = {"job_id": job["id"], "status": job["status"], "progress": round(job["progress"], 4),
+           "filename": job["filename"], "created": job["created"]}
+    if job.get("error"):
+        out["error"] = job["error"]
+    return out
+
+
+@bp.get("/jobs")
+def list_jobs():
+    return jsonify({"jobs": [_public(j) for j in get_jobs().list()]})
+
+
+@bp.get("/jobs/<job_id>")
+def job_status(job_id: str):
+    return jsonify(_public(_job_or_404(job_id)))
+
+
+@bp.get("/jobs/<job_id>/result")
+def job_result(job_id: str):
+    job = _job_or_404(job_id)
+    if job["status"] != "done":
+        raise ApiError(409, "job_not_done", f"job is {job['status']}; results exist once it is done")
+    links = {kind: url_for("api.job_file", job_id=job_id, kind=kind) for kind in OUTPUTS}
+    return jsonify({**_public(job), "summary": job["summary"], "files": links})
+
+
+@bp.get("/jobs/<job_id>/files/<kind>")
+def job_file(job_id: str, kind: str):
+    job = _job_or_404(job_id)
+    if kind not in OUTPUTS:
+        raise ApiError(404, "file_not_found", f"unknown file {kind!r}; one of {', '.join(OUTPUTS)}")
+    path = get_jobs().job_dir(job["id"]) / OUTPUTS[kind]
+    if job["status"] != "done" or not path.is_file():
+        raise ApiError(404, "file_not_found", f"job {job_id} has no {kind} file")
+    download = request.args.get("download") == "1"
+    name = f"emolens-{job_id[:8]}-{OUTPUTS[kind]}"
+    return send_file(path, as_attachment=download, download_name=name, conditional=True)
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    _job_or_404(job_id)
+    get_jobs().delete(job_id)
+    return "", 204
+
+
+@bp.get("/model")
+def model_card():
+    path = resources.files("emolens") / "models" / "model_card.json"
+    if not path.is_file():
+        raise ApiError(404, "no_model_card", "the shipped model has no model card")
+    return jsonify(json.loads(path.read_text()))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    spec = json.loads((resources.files("emolens.web") / "openapi.json").read_text())
+    spec["info"]["version"] = __version__
+    spec["servers"] = [{"url": request.host_url.rstrip("/") + "/api/v1"}]
+    return jsonify(spec)
+
+
+@bp.app_context_processor
+def _limits():
+    return {"max_upload_mb": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)}

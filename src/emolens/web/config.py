@@ -1,0 +1,14 @@
+"""Default settings; ``create_app(test_config)`` or ``emolens serve`` flags override them."""
+
+MODEL_PATH = None  # None: the model shipped in the package
+DETECTOR = "retinaface"
+DATA_DIR = None  # None: the user's data directory (platformdirs)
+TOKEN = None  # or the EMOLENS_TOKEN environment variable; None = open
+MAX_CONTENT_LENGTH = 200 * 1024 * 1024  # bytes per request (413 above)
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_VIDEO_SECONDS = 600
+MAX_VIDEO_PIXELS = 1920 * 1080
+MAX_WORKERS = 1  # video jobs at once; more wait in the queue
+JOB_RETENTION_DAYS = 7
+LIVE_MAX_FRAME_BYTES = 2 * 1024 * 1024
+SOCK_SERVER_OPTIONS = {"ping_interval": 25}

@@ -1,0 +1,72 @@
+"""The live camera WebSocket: JPEG frames in, one JSON message of faces out per frame.
+
+Back-pressure: the browser sends a frame only after the answer to the previous one, and
+the server, before working on a frame, drains whatever else already arrived and keeps only
+the newest, so a client that floods cannot build a queue. Frames are never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Flask, current_app
+from flask_sock import ConnectionClosed, Sock
+
+from emolens.errors import ImageDecodeError
+from emolens.inference.images import decode_image
+from emolens.inference.tracker import FaceTracker
+
+logger = logging.getLogger(__name__)
+sock = Sock()
+
+
+def _newest(ws, first):
+    """Drop frames that queued up while the last one was processed."""
+    frame, dropped = first, 0
+    while True:
+        more = ws.receive(timeout=0)
+        if more is None:
+            return frame, dropped
+        frame, dropped = more, dropped + 1
+
+
+@sock.route("/ws/live")
+def live(ws):
+    from emolens.web.extensions import get_recognizer
+
+    recognizer = get_recognizer()
+    tracker = FaceTracker(smoothing=0.6, max_missed=5)
+    limit = current_app.config["LIVE_MAX_FRAME_BYTES"]
+    try:
+        while True:
+            message = ws.receive()
+            if message is None:
+                continue
+            message, dropped = _newest(ws, message)
+            if isinstance(message, str):  # control messages: {"type": "reset"}
+                if message.strip().startswith("{") and json.loads(message).get("type") == "reset":
+                    tracker = FaceTracker(smoothing=0.6, max_missed=5)
+                continue
+            t0 = time.perf_counter()
+            if len(message) > limit:
+                ws.send(json.dumps({"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}))
+                continue
+            try:
+                frame = decode_image(message, name="frame", max_pixels=4_000_000)
+            except ImageDecodeError as exc:
+                ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
+                continue
+            faces = tracker.update(recognizer(frame))
+            ws.send(json.dumps({
+                "width": frame.shape[1], "height": frame.shape[0], "dropped": dropped,
+                "server_ms": round(1000 * (time.perf_counter() - t0), 1),
+                "faces": [f.to_dict() for f in faces],
+            }))
+    except ConnectionClosed:
+        pass
+
+
+def init_app(app: Flask) -> None:
+    sock.init_app(app)

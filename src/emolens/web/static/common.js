@@ -1,0 +1,107 @@
+"use strict";
+// Shared helpers: emotion colours, probability bars, JSON fetch with clear errors.
+const EMOTIONS = document.body.dataset.emotions.split(",");
+const COLORS = { angry: "#dc2828", disgust: "#288c28", fear: "#a03ca0", happy: "#f5c400", sad: "#2878c8",
+                 surprise: "#ff8c00", neutral: "#8c8c8c" };
+
+function showMessage(text) {
+  const box = document.getElementById("message");
+  if (!box) return;
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+function faceCard(title, face) {
+  const card = document.createElement("div");
+  card.className = "face";
+  const h = document.createElement("h3");
+  h.textContent = `${title}: ${face.emotion} ${(100 * face.confidence).toFixed(0)}%`;
+  card.appendChild(h);
+  for (const name of EMOTIONS) {
+    const p = face.scores[name];
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    row.children[0].textContent = name;
+    row.querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
+    row.querySelector(".fill").style.background = COLORS[name];
+    row.children[2].textContent = `${(100 * p).toFixed(0)}%`;
+    card.appendChild(row);
+  }
+  return card;
+}
+
+function drawFaces(ctx, faces, scale) {
+  ctx.lineWidth = Math.max(2, 3 * scale);
+  ctx.font = `${Math.max(14, Math.round(18 * scale))}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  for (const f of faces) {
+    const [x1, y1, x2, y2] = f.box.map(v => v * scale);
+    const color = COLORS[f.emotion] || "#fff";
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const label = `${f.track_id ? "#" + f.track_id + " " : ""}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
+    const w = ctx.measureText(label).width + 8, h = parseInt(ctx.font, 10) + 6;
+    const top = y1 - h >= 0 ? y1 - h : y2;
+    ctx.fillStyle = color;
+    ctx.fillRect(x1, top, w, h);
+    ctx.fillStyle = "#000";
+    ctx.fillText(label, x1 + 4, top + 3);
+  }
+}
+
+function drawLegend(el) {
+  el.innerHTML = "";
+  for (const name of EMOTIONS) {
+    const s = document.createElement("span");
+    s.style.setProperty("--c", COLORS[name]);
+    s.textContent = name;
+    el.appendChild(s);
+  }
+}
+
+// Stacked area chart of probabilities over time: points = [{t, scores}], x from t0 to t1.
+function drawTimeline(canvas, points, t0, t1, cursor) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight || 160;
+  canvas.width = w * dpr; canvas.height = h * dpr;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  ctx.clearRect(0, 0, w, h);
+  const pad = 24, span = Math.max(1e-6, t1 - t0);
+  const x = t => pad + (w - 2 * pad) * (t - t0) / span;
+  const y = v => h - pad - (h - 2 * pad) * v;
+  if (points.length > 1) {
+    let base = points.map(() => 0);
+    for (const name of EMOTIONS) {
+      const top = points.map((p, i) => base[i] + p.scores[name]);
+      ctx.beginPath();
+      points.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(top[i])) : ctx.moveTo(x(p.t), y(top[i]))));
+      for (let i = points.length - 1; i >= 0; i--) ctx.lineTo(x(points[i].t), y(base[i]));
+      ctx.closePath();
+      ctx.fillStyle = COLORS[name];
+      ctx.fill();
+      base = top;
+    }
+  }
+  ctx.fillStyle = "#5b6475";
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(`${t0.toFixed(1)} s`, pad, h - 8);
+  ctx.fillText(`${t1.toFixed(1)} s`, w - pad - 40, h - 8);
+  if (cursor !== undefined) {
+    ctx.strokeStyle = "#141a29"; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.moveTo(x(cursor), pad); ctx.lineTo(x(cursor), h - pad); ctx.stroke();
+  }
+  return { x, pad, w, span, t0 };
+}
+
+async function fetchJSON(url, options) {
+  const response = await fetch(url, options);
+  let body = null;
+  try { body = await response.json(); } catch (e) { /* empty or not JSON */ }
+  if (!response.ok) {
+    const msg = body && body.error ? body.error.message : `${response.status} ${response.statusText}`;
+    throw new Error(msg);
+  }
+  return body;
+}

@@ -1,0 +1,119 @@
+"use strict";
+// Video page: upload with progress -> job -> poll progress -> play result, timeline synced, jobs list.
+(() => {
+  const drop = document.getElementById("drop");
+  const input = document.getElementById("file");
+  const uploadBar = document.getElementById("upload-progress");
+  const jobBar = document.getElementById("job-progress");
+  const jobStatus = document.getElementById("job-status");
+  const player = document.getElementById("result-video");
+  const timeline = document.getElementById("video-timeline");
+  const q = location.search;
+  let points = [], duration = 0, geometry = null;
+  drawLegend(document.getElementById("legend"));
+
+  function upload(file) {
+    showMessage("");
+    document.getElementById("upload-box").hidden = false;
+    document.getElementById("result").hidden = true;
+    uploadBar.value = 0; jobBar.value = 0; jobStatus.textContent = "";
+    const form = new FormData();
+    form.append("video", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1/videos${q}`);
+    xhr.upload.onprogress = e => { if (e.lengthComputable) uploadBar.value = e.loaded / e.total; };
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status !== 202) { showMessage(`Upload refused: ${body && body.error ? body.error.message : xhr.status}`); return; }
+      uploadBar.value = 1;
+      poll(body.job_id);
+      refreshJobs();
+    };
+    xhr.onerror = () => showMessage("The upload failed: the server could not be reached.");
+    xhr.send(form);
+  }
+
+  async function poll(jobId) {
+    let job;
+    try { job = await fetchJSON(`/api/v1/jobs/${jobId}${q}`); } catch (err) { showMessage(err.message); return; }
+    jobBar.value = job.progress;
+    jobStatus.textContent = `${job.status} ${(100 * job.progress).toFixed(0)}%`;
+    if (job.status === "done") { show(jobId); refreshJobs(); return; }
+    if (job.status === "failed" || job.status === "cancelled") { showMessage(`Job ${job.status}: ${job.error || ""}`); refreshJobs(); return; }
+    setTimeout(() => poll(jobId), 500);
+  }
+
+  async function show(jobId) {
+    const result = await fetchJSON(`/api/v1/jobs/${jobId}/result${q}`);
+    const frames = await fetchJSON(result.files.json + q);
+    const tracks = Object.entries(result.summary.tracks).sort((a, b) => b[1].frames - a[1].frames);
+    const main = tracks.length ? Number(tracks[0][0]) : null;
+    points = frames.frames.filter(r => r.track_id === main).map(r => ({ t: r.time, scores: r.scores }));
+    duration = result.summary.video.duration || (points.length ? points[points.length - 1].t : 1);
+    player.src = result.files.video + q;
+    document.getElementById("result").hidden = false;
+    const summary = document.getElementById("summary");
+    summary.innerHTML = tracks.length ? "" : '<p class="muted">No face was found in this video.</p>';
+    for (const [tid, tr] of tracks) {
+      summary.appendChild(faceCard(`Face #${tid} (${tr.frames} frames, ${tr.start.toFixed(1)}–${tr.end.toFixed(1)} s)`,
+        { emotion: tr.dominant_emotion, confidence: tr.share[tr.dominant_emotion], scores: tr.share }));
+    }
+    const links = document.getElementById("downloads");
+    links.innerHTML = "";
+    for (const [kind, label] of [["video", "Annotated MP4"], ["csv", "CSV"], ["json", "JSON"], ["plot", "Timeline PNG"]]) {
+      const a = document.createElement("a");
+      a.href = `${result.files[kind]}?download=1${q ? "&" + q.slice(1) : ""}`;
+      a.textContent = label;
+      links.appendChild(a);
+    }
+    render();
+  }
+
+  function render() { geometry = drawTimeline(timeline, points, 0, duration, player.currentTime); }
+  player.addEventListener("timeupdate", render);
+  window.addEventListener("resize", render);
+  timeline.addEventListener("click", e => {
+    if (!geometry) return;
+    const rect = timeline.getBoundingClientRect();
+    const t = (e.clientX - rect.left - geometry.pad) / (geometry.w - 2 * geometry.pad) * geometry.span;
+    player.currentTime = Math.max(0, Math.min(duration, t));
+  });
+
+  async function refreshJobs() {
+    let data;
+    try { data = await fetchJSON(`/api/v1/jobs${q}`); } catch (err) { return; }
+    const body = document.querySelector("#jobs tbody");
+    body.innerHTML = "";
+    for (const job of data.jobs) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = "<td></td><td></td><td></td><td></td>";
+      tr.children[0].textContent = job.filename;
+      tr.children[1].textContent = job.status;
+      tr.children[2].textContent = `${(100 * job.progress).toFixed(0)}%`;
+      if (job.status === "done") {
+        const view = document.createElement("button");
+        view.className = "secondary"; view.textContent = "Show";
+        view.addEventListener("click", () => show(job.job_id));
+        tr.children[3].appendChild(view);
+      }
+      const del = document.createElement("button");
+      del.className = "secondary"; del.textContent = "Delete";
+      del.setAttribute("aria-label", `Delete job ${job.filename}`);
+      del.addEventListener("click", async () => {
+        await fetch(`/api/v1/jobs/${job.job_id}${q}`, { method: "DELETE" });
+        refreshJobs();
+      });
+      tr.children[3].appendChild(del);
+      body.appendChild(tr);
+    }
+    if (data.jobs.some(j => j.status === "queued" || j.status === "running")) setTimeout(refreshJobs, 2000);
+  }
+
+  input.addEventListener("change", () => input.files[0] && upload(input.files[0]));
+  drop.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
+  drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]); });
+  refreshJobs();
+})();

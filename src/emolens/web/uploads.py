@@ -1,0 +1,58 @@
+"""Checking uploads by their content (never by extension or the client's MIME type)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+from emolens.errors import ImageDecodeError
+from emolens.inference.images import decode_image
+from emolens.inference.video import VideoInfo, VideoOpenError
+from emolens.web.errors import ApiError
+
+
+def file_field(files, name: str) -> FileStorage:
+    upload = files.get(name)
+    if upload is None:
+        raise ApiError(400, "missing_file", f"send the file as multipart/form-data field '{name}'")
+    return upload
+
+
+def read_image_upload(upload: FileStorage) -> np.ndarray:
+    data = upload.read()
+    try:
+        return decode_image(data, name="upload", max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+    except ImageDecodeError as exc:
+        status, code = (413, "image_too_large") if "limit" in str(exc) else (415, "invalid_image")
+        raise ApiError(status, code, str(exc)) from None
+
+
+def save_video_upload(upload: FileStorage, tmp_dir: Path) -> tuple[Path, VideoInfo]:
+    """Store the upload under a server-made name and check it is a video within the limits."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=".video", delete=False)
+    path = Path(handle.name)
+    try:
+        with handle:
+            upload.save(handle)
+        if path.stat().st_size == 0:
+            raise ApiError(400, "empty_file", "the uploaded file is empty")
+        try:
+            info = VideoInfo.from_path(path)
+        except VideoOpenError as exc:
+            raise ApiError(415, "invalid_video", str(exc).replace(str(path), "upload")) from None
+        cfg = current_app.config
+        if info.duration > cfg["MAX_VIDEO_SECONDS"]:
+            raise ApiError(413, "video_too_long", f"video is {info.duration:.0f} s; the limit is {cfg['MAX_VIDEO_SECONDS']} s")
+        if info.width * info.height > cfg["MAX_VIDEO_PIXELS"]:
+            raise ApiError(
+                413, "video_too_large", f"video is {info.width}x{info.height}; the limit is {cfg['MAX_VIDEO_PIXELS']} pixels"
+            )
+        return path, info
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from conftest import jpeg_bytes
+
+from emolens.labels import EMOTIONS
+
+
+def _wait_for(client, job_id, statuses=("done", "failed", "cancelled"), timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").get_json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']}")
+
+
+def test_health_and_headers(client):
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200 and r.get_json()["labels"] == list(EMOTIONS)
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    csp = r.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_post_image(client, astronaut_bgr):
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(jpeg_bytes(astronaut_bgr)), "a.jpg")})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert (body["width"], body["height"]) == (512, 512)
+    (face,) = body["faces"]
+    assert set(face) == {"box", "emotion", "confidence", "scores"} and set(face["scores"]) == set(EMOTIONS)
+
+
+@pytest.mark.parametrize("data, status, code", [
+    ({}, 400, "missing_file"),
+    ({"image": (io.BytesIO(b"not an image at all"), "photo.jpg")}, 415, "invalid_image"),
+    ({"image": (io.BytesIO(b"\xff\xd8\xff\xe0" + b"\x00" * 50), "truncated.jpg")}, 415, "invalid_image"),
+    ({"image": (io.BytesIO(b""), "empty.png")}, 415, "invalid_image"),
+])
+def test_post_image_errors(client, data, status, code):
+    r = client.post("/api/v1/images", data=data)
+    assert r.status_code == status
+    assert r.get_json()["error"]["code"] == code and r.get_json()["error"]["message"]
+
+
+def test_oversize_is_413_json(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(b"x" * 5000), "big.jpg")})
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "payload_too_large"
+
+
+def test_image_pixel_cap(app, client, astronaut_bgr):
+    app.config["MAX_IMAGE_PIXELS"] = 100_000
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(jpeg_bytes(astronaut_bgr)), "a.jpg")})
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "image_too_large"
+
+
+def test_video_job_lifecycle(client, tmp_path, astronaut_bgr):
+    from test_video import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=10)
+    r = client.post("/api/v1/videos", data={"video": (io.BytesIO(clip.read_bytes()), "../../etc/passwd.mp4")})
+    assert r.status_code == 202
+    job_id = r.get_json()["job_id"]
+    assert r.get_json()["status_url"] == f"/api/v1/jobs/{job_id}"
+    job = _wait_for(client, job_id)
+    assert job["status"] == "done" and job["progress"] == 1.0
+    result = client.get(f"/api/v1/jobs/{job_id}/result").get_json()
+    assert result["summary"]["tracks"]["1"]["frames"] == 10
+    with client.get(result["files"]["video"]) as mp4:
+        assert mp4.status_code == 200 and mp4.data[4:8] == b"ftyp"
+    with client.get(result["files"]["csv"]) as csv_file:
+        assert csv_file.data.startswith(b"time,frame,track_id")
+    assert [j["job_id"] for j in client.get("/api/v1/jobs").get_json()["jobs"]] == [job_id]
+    assert client.delete(f"/api/v1/jobs/{job_id}").status_code == 204
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
+
+
+@pytest.mark.parametrize("payload, status, code", [
+    (b"random bytes, not a video", 415, "invalid_video"),
+    (b"", 400, "empty_file"),
+])
+def test_video_upload_errors(client, payload, status, code):
+    r = client.post("/api/v1/videos", data={"video": (io.BytesIO(payload), "clip.mp4")})
+    assert r.status_code == status and r.get_json()["error"]["code"] == code
+
+
+def test_truncated_video_and_image_as_video(client, tmp_path, astronaut_bgr):
+    from test_video import make_clip
+
+    data = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=10).read_bytes()
+    r = client.post("/api/v1/videos", data={"video": (io.BytesIO(data[:500]), "cut.mp4")})
+    assert r.status_code == 415 and r.get_json()["error"]["code"] == "invalid_video"
+    # a JPEG decodes as a one-frame "video" in FFmpeg; it must not crash anything either way
+    r = client.post("/api/v1/videos", data={"video": (io.BytesIO(jpeg_bytes(astronaut_bgr)), "x.mp4")})
+    assert r.status_code in (202, 415)
+
+
+def test_video_limits(app, client, tmp_path, astronaut_bgr):
+    from test_video import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=10)
+    app.config["MAX_VIDEO_SECONDS"] = 0.5
+    r = client.post("/api/v1/videos", data={"video": (io.BytesIO(clip.read_bytes()), "c.mp4")})
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "video_too_long"
+    assert not list((tmp_path / "data" / "uploads").iterdir())  # nothing kept
+
+
+@pytest.mark.parametrize("url", ["/api/v1/jobs/0123456789abcdef0123456789abcdef", "/api/v1/jobs/../../etc",
+                                 "/api/v1/jobs/nope/result", "/api/v1/nothing"])
+def test_unknown_is_404_json(client, url):
+    r = client.get(url)
+    assert r.status_code == 404 and "error" in r.get_json()
+
+
+def test_token(app, client, astronaut_bgr):
+    app.config["TOKEN"] = "s3cret"
+    assert client.get("/api/v1/health").status_code == 401
+    assert client.get("/").status_code == 401
+    assert client.get("/api/v1/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/v1/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    page = client.get("/?token=s3cret")
+    assert page.status_code == 200 and "emolens_token" in page.headers.get("Set-Cookie", "")
+    assert client.get("/api/v1/health").status_code == 200  # the cookie now carries it
+
+
+def test_openapi_matches_routes(app, client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops if method != "parameters"}
+    actual = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1"):
+            path = rule.rule.removeprefix("/api/v1").replace("<", "{").replace(">", "}")
+            actual |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == actual
+
+
+@pytest.mark.parametrize("url", ["/", "/video", "/image", "/model"])
+def test_pages_render_without_inline_script(client, url):
+    r = client.get(url)
+    assert r.status_code == 200 and b"<main>" in r.data
+    html = r.data.decode()
+    assert "<script>" not in html and "onclick" not in html
