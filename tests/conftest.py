@@ -96,8 +96,9 @@ def astronaut_bgr() -> np.ndarray:
 def app(tmp_path, tiny_onnx):
     from emolens.web import create_app
 
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "MODEL_PATH": str(tiny_onnx),
-                      "DETECTOR": "haar"})
+    app = create_app(
+        {"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "MODEL_PATH": str(tiny_onnx), "DETECTOR": "haar"}
+    )
     yield app
     app.extensions["emolens_jobs"].shutdown()
 

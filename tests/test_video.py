@@ -27,7 +27,7 @@ def make_clip(path, astronaut_bgr, *, frames=20, fps=10, audio=True, size=(352, 
         sound = out.add_stream("aac", rate=16000) if audio else None
         for i in range(frames):
             canvas = np.full((h, w, 3), 90, np.uint8)
-            x = 10 + i * 8
+            x = 10 + (i * 8) % (w - 170)  # left to right, then again
             canvas[40:200, x : x + 150] = face
             for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="bgr24")):
                 out.mux(packet)

@@ -36,12 +36,15 @@ def test_post_image(client, astronaut_bgr):
     assert set(face) == {"box", "emotion", "confidence", "scores"} and set(face["scores"]) == set(EMOTIONS)
 
 
-@pytest.mark.parametrize("data, status, code", [
-    ({}, 400, "missing_file"),
-    ({"image": (io.BytesIO(b"not an image at all"), "photo.jpg")}, 415, "invalid_image"),
-    ({"image": (io.BytesIO(b"\xff\xd8\xff\xe0" + b"\x00" * 50), "truncated.jpg")}, 415, "invalid_image"),
-    ({"image": (io.BytesIO(b""), "empty.png")}, 415, "invalid_image"),
-])
+@pytest.mark.parametrize(
+    "data, status, code",
+    [
+        ({}, 400, "missing_file"),
+        ({"image": (io.BytesIO(b"not an image at all"), "photo.jpg")}, 415, "invalid_image"),
+        ({"image": (io.BytesIO(b"\xff\xd8\xff\xe0" + b"\x00" * 50), "truncated.jpg")}, 415, "invalid_image"),
+        ({"image": (io.BytesIO(b""), "empty.png")}, 415, "invalid_image"),
+    ],
+)
 def test_post_image_errors(client, data, status, code):
     r = client.post("/api/v1/images", data=data)
     assert r.status_code == status
@@ -81,10 +84,13 @@ def test_video_job_lifecycle(client, tmp_path, astronaut_bgr):
     assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
 
 
-@pytest.mark.parametrize("payload, status, code", [
-    (b"random bytes, not a video", 415, "invalid_video"),
-    (b"", 400, "empty_file"),
-])
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        (b"random bytes, not a video", 415, "invalid_video"),
+        (b"", 400, "empty_file"),
+    ],
+)
 def test_video_upload_errors(client, payload, status, code):
     r = client.post("/api/v1/videos", data={"video": (io.BytesIO(payload), "clip.mp4")})
     assert r.status_code == status and r.get_json()["error"]["code"] == code
@@ -111,8 +117,15 @@ def test_video_limits(app, client, tmp_path, astronaut_bgr):
     assert not list((tmp_path / "data" / "uploads").iterdir())  # nothing kept
 
 
-@pytest.mark.parametrize("url", ["/api/v1/jobs/0123456789abcdef0123456789abcdef", "/api/v1/jobs/../../etc",
-                                 "/api/v1/jobs/nope/result", "/api/v1/nothing"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/jobs/0123456789abcdef0123456789abcdef",
+        "/api/v1/jobs/../../etc",
+        "/api/v1/jobs/nope/result",
+        "/api/v1/nothing",
+    ],
+)
 def test_unknown_is_404_json(client, url):
     r = client.get(url)
     assert r.status_code == 404 and "error" in r.get_json()
@@ -132,7 +145,9 @@ def test_token(app, client, astronaut_bgr):
 def test_openapi_matches_routes(app, client):
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops if method != "parameters"}
+    documented = {
+        (path, method.upper()) for path, ops in spec["paths"].items() for method in ops if method != "parameters"
+    }
     actual = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/v1"):

@@ -147,20 +147,28 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError:
         loopback = False
     if not loopback and not token:
-        logging.warning("serving on %s without a token: anyone who can reach this port can use it (add --token)", args.host)
+        logging.warning(
+            "serving on %s without a token: anyone who can reach this port can use it (add --token)", args.host
+        )
     if bool(args.certfile) != bool(args.keyfile):
         raise ValueError("--certfile and --keyfile go together")
-    app = create_app(settings)
     scheme = "https" if args.certfile else "http"
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"emolens is serving at {scheme}://{shown}:{args.port}/" + (f"?token={token}" if token else ""), flush=True)
     if args.debug:
         ssl = (args.certfile, args.keyfile) if args.certfile else None
-        app.run(host=args.host, port=args.port, debug=True, threaded=True, ssl_context=ssl)
+        create_app(settings).run(host=args.host, port=args.port, debug=True, threaded=True, ssl_context=ssl)
         return 0
     from emolens.web.server import run
 
-    run(app, host=args.host, port=args.port, threads=args.threads, certfile=args.certfile, keyfile=args.keyfile)
+    run(
+        lambda: create_app(settings),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
     return 0
 
 

@@ -20,8 +20,14 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 @bp.get("/health")
 def health():
     recognizer = get_recognizer()
-    return jsonify({"status": "ok", "version": __version__, "model": recognizer.classifier.model_path.name,
-                    "labels": list(EMOTIONS)})
+    return jsonify(
+        {
+            "status": "ok",
+            "version": __version__,
+            "model": recognizer.classifier.model_path.name,
+            "labels": list(EMOTIONS),
+        }
+    )
 
 
 @bp.post("/images")
@@ -49,8 +55,13 @@ def _job_or_404(job_id: str) -> dict:
 
 
 def _public(job: dict) -> dict:
-    out = {"job_id": job["id"], "status": job["status"], "progress": round(job["progress"], 4),
-           "filename": job["filename"], "created": job["created"]}
+    out = {
+        "job_id": job["id"],
+        "status": job["status"],
+        "progress": round(job["progress"], 4),
+        "filename": job["filename"],
+        "created": job["created"],
+    }
     if job.get("error"):
         out["error"] = job["error"]
     return out

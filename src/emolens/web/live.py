@@ -51,7 +51,11 @@ def live(ws):
                 continue
             t0 = time.perf_counter()
             if len(message) > limit:
-                ws.send(json.dumps({"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}))
+                ws.send(
+                    json.dumps(
+                        {"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}
+                    )
+                )
                 continue
             try:
                 frame = decode_image(message, name="frame", max_pixels=4_000_000)
@@ -59,11 +63,17 @@ def live(ws):
                 ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
                 continue
             faces = tracker.update(recognizer(frame))
-            ws.send(json.dumps({
-                "width": frame.shape[1], "height": frame.shape[0], "dropped": dropped,
-                "server_ms": round(1000 * (time.perf_counter() - t0), 1),
-                "faces": [f.to_dict() for f in faces],
-            }))
+            ws.send(
+                json.dumps(
+                    {
+                        "width": frame.shape[1],
+                        "height": frame.shape[0],
+                        "dropped": dropped,
+                        "server_ms": round(1000 * (time.perf_counter() - t0), 1),
+                        "faces": [f.to_dict() for f in faces],
+                    }
+                )
+            )
     except ConnectionClosed:
         pass
 

@@ -1,16 +1,25 @@
 """Production serving with gunicorn's threaded worker (WebSockets need a thread each).
 
-One worker process on purpose: the job queue, its SQLite database and the model are shared
+One worker process on purpose (the app is built inside it, after the fork): the job queue, its SQLite database and the model are shared
 by all threads of that process; ONNX Runtime and OpenCV release the GIL while they work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 
 
-def run(app: Flask, *, host: str, port: int, threads: int = 32, certfile: str | None = None,
-        keyfile: str | None = None) -> None:
+def run(
+    app_factory: Callable[[], Flask],
+    *,
+    host: str,
+    port: int,
+    threads: int = 32,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
@@ -34,6 +43,8 @@ def run(app: Flask, *, host: str, port: int, threads: int = 32, certfile: str | 
                     self.cfg.set(key, value)
 
         def load(self):
-            return app
+            # Built in the worker after gunicorn forks: the job pool's threads and the
+            # restart recovery must live in the process that serves requests.
+            return app_factory()
 
     _Server().run()

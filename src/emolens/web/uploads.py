@@ -47,10 +47,14 @@ def save_video_upload(upload: FileStorage, tmp_dir: Path) -> tuple[Path, VideoIn
             raise ApiError(415, "invalid_video", str(exc).replace(str(path), "upload")) from None
         cfg = current_app.config
         if info.duration > cfg["MAX_VIDEO_SECONDS"]:
-            raise ApiError(413, "video_too_long", f"video is {info.duration:.0f} s; the limit is {cfg['MAX_VIDEO_SECONDS']} s")
+            raise ApiError(
+                413, "video_too_long", f"video is {info.duration:.0f} s; the limit is {cfg['MAX_VIDEO_SECONDS']} s"
+            )
         if info.width * info.height > cfg["MAX_VIDEO_PIXELS"]:
             raise ApiError(
-                413, "video_too_large", f"video is {info.width}x{info.height}; the limit is {cfg['MAX_VIDEO_PIXELS']} pixels"
+                413,
+                "video_too_large",
+                f"video is {info.width}x{info.height}; the limit is {cfg['MAX_VIDEO_PIXELS']} pixels",
             )
         return path, info
     except BaseException:

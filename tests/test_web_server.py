@@ -1,0 +1,161 @@
+"""The real server in a subprocess: live WebSocket, and jobs surviving kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import jpeg_bytes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir, model, port):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "emolens.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--model",
+            str(model),
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                self.get("/api/v1/health")
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.proc.stdout.read().decode()) from None
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def get(self, path):
+        with urllib.request.urlopen(self.base + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def post_video(self, data: bytes, name="clip.mp4"):
+        boundary = "emolensboundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="{name}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        req = urllib.request.Request(
+            self.base + "/api/v1/videos",
+            data=body,
+            method="POST",
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def server(tmp_path, tiny_onnx):
+    srv = Server(tmp_path / "data", tiny_onnx, _free_port())
+    yield srv
+    srv.stop()
+
+
+def test_live_websocket(server, astronaut_bgr):
+    import simple_websocket
+
+    ws = simple_websocket.Client.connect(f"ws://127.0.0.1:{server.port}/ws/live")
+    try:
+        ws.send(jpeg_bytes(astronaut_bgr))
+        answer = json.loads(ws.receive(timeout=30))
+        assert (answer["width"], answer["height"]) == (512, 512)
+        (face,) = answer["faces"]
+        assert face["track_id"] == 1 and face["emotion"] in face["scores"]
+        ws.send(b"garbage, not a jpeg")
+        assert json.loads(ws.receive(timeout=30))["error"]["code"] == "invalid_frame"
+        # a flood: stale frames are dropped instead of queued, so fewer answers than frames
+        for _ in range(20):
+            ws.send(jpeg_bytes(astronaut_bgr))
+        answers = []
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            msg = ws.receive(timeout=2)
+            if msg is None:
+                break
+            answers.append(json.loads(msg))
+        assert 1 <= len(answers) < 20
+        assert sum(a["dropped"] for a in answers) + len(answers) == 20
+        assert all(a["faces"][0]["track_id"] == 1 for a in answers)  # same face, same id
+    finally:
+        ws.close()
+
+
+def test_jobs_survive_kill_9(tmp_path, tiny_onnx, astronaut_bgr):
+    from test_video import make_clip
+
+    short = make_clip(tmp_path / "short.mp4", astronaut_bgr, frames=10).read_bytes()
+    long = make_clip(tmp_path / "long.mp4", astronaut_bgr, frames=300, fps=30).read_bytes()
+    port = _free_port()
+    srv = Server(tmp_path / "data", tiny_onnx, port)
+    try:
+        done_id = srv.post_video(short)["job_id"]
+        deadline = time.time() + 60
+        while srv.get(f"/api/v1/jobs/{done_id}")["status"] != "done":
+            assert time.time() < deadline
+            time.sleep(0.2)
+        before = srv.get(f"/api/v1/jobs/{done_id}/result")
+        running_id = srv.post_video(long)["job_id"]
+        while srv.get(f"/api/v1/jobs/{running_id}")["progress"] <= 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        srv.kill9()  # mid-job
+        assert srv.proc.returncode == -signal.SIGKILL
+    finally:
+        srv.stop()
+
+    srv = Server(tmp_path / "data", tiny_onnx, port)
+    try:
+        assert srv.get(f"/api/v1/jobs/{done_id}/result") == before  # finished result intact
+        with urllib.request.urlopen(srv.base + before["files"]["video"], timeout=10) as r:
+            assert r.read(8)[4:8] == b"ftyp"
+        deadline = time.time() + 120
+        while (job := srv.get(f"/api/v1/jobs/{running_id}"))["status"] in ("queued", "running"):
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert job["status"] == "done"  # requeued after the restart and finished
+        assert srv.get(f"/api/v1/jobs/{running_id}/result")["summary"]["video"]["frames_processed"] == 300
+        assert not list((tmp_path / "data" / "jobs" / running_id).glob(".*partial*"))
+    finally:
+        srv.stop()
