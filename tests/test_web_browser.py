@@ -1,0 +1,122 @@
+"""End to end in headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
+
+Chromium's fake camera plays a Y4M made from a real photo, so the live page sees a face.
+Screenshots of each page are saved under test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_web_server import Server, _free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("EMOLENS_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install Debian's chromium (see .ci/run)")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def write_y4m(path: Path, bgr: np.ndarray, frames: int = 30) -> Path:
+    """A 640x480 4:2:0 Y4M of a still photo, letterboxed."""
+    canvas = np.full((480, 640, 3), 40, np.uint8)
+    photo = cv2.resize(bgr, (480, 480), interpolation=cv2.INTER_AREA)
+    canvas[:, 80:560] = photo
+    yuv = cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory, tiny_onnx, astronaut_bgr):
+    from playwright.sync_api import sync_playwright
+
+    tmp = tmp_path_factory.mktemp("browser")
+    camera = write_y4m(tmp / "camera.y4m", astronaut_bgr)
+    server = Server(tmp / "data", tiny_onnx, _free_port())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  f"--use-file-for-fake-video-capture={camera}"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+        try:
+            yield page, server, errors
+        finally:
+            browser.close()
+            server.stop()
+
+
+def test_live_page_draws_a_face(browser_page):
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    page.click("#start")
+    page.wait_for_selector("#faces .face h3", timeout=30_000)
+    page.wait_for_function("document.getElementById('stats').textContent.includes('fps')", timeout=30_000)
+    assert "Face #1" in page.inner_text("#faces")
+    # the overlay canvas has a box and label drawn on it
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n; }""")
+    assert drawn > 500
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "live.png"))
+    page.click("#stop")
+    assert errors == []
+
+
+def test_video_page_plays_the_result(browser_page, tmp_path, astronaut_bgr):
+    from test_video import make_clip
+
+    page, server, errors = browser_page
+    clip = make_clip(tmp_path / "clip.mp4", astronaut_bgr, frames=30)
+    page.goto(server.base + "/video")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert page.eval_on_selector("#job-progress", "p => p.value") == 1
+    page.wait_for_function(
+        "() => { const v = document.getElementById('result-video'); return v.readyState >= 2 && v.duration > 0; }",
+        timeout=30_000,
+    )
+    assert "Face #1" in page.inner_text("#summary")
+    assert page.locator("#jobs tbody tr").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "video.png"), full_page=True)
+    assert errors == []
+
+
+def test_image_page_shows_a_result(browser_page, tmp_path, astronaut_bgr):
+    page, server, errors = browser_page
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    page.goto(server.base + "/image")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    assert "Face 1" in page.inner_text("#faces")
+    assert '"faces"' in page.eval_on_selector("#json", "e => e.textContent")
+    page.screenshot(path=str(ARTIFACTS / "image.png"), full_page=True)
+    assert errors == []
+
+
+def test_model_page(browser_page):
+    page, server, errors = browser_page
+    page.goto(server.base + "/model")
+    page.screenshot(path=str(ARTIFACTS / "model.png"), full_page=True)
+    assert errors == []
