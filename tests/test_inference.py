@@ -182,3 +182,19 @@ def iou_of(a, b):
     from emolens.inference.tracker import iou
 
     return float(iou(np.array([a]), np.array([b]))[0, 0])
+
+
+def test_decompression_bomb_refused_from_the_header():
+    """A 30000x30000 PNG compresses to a few hundred KB; it must be refused before decoding."""
+    import zlib
+
+    w = h = 30000
+    raw = zlib.compress(b"\x00" * ((w + 1) * 1000), 9)  # only 1000 rows: the header is what matters
+
+    def chunk(kind, body):
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+    with pytest.raises(ImageDecodeError, match="30000x30000 is over the 50 MP limit|over the 50 MP limit"):
+        decode_image(png, name="bomb.png")

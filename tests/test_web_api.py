@@ -102,9 +102,9 @@ def test_truncated_video_and_image_as_video(client, tmp_path, astronaut_bgr):
     data = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=10).read_bytes()
     r = client.post("/api/v1/videos", data={"video": (io.BytesIO(data[:500]), "cut.mp4")})
     assert r.status_code == 415 and r.get_json()["error"]["code"] == "invalid_video"
-    # a JPEG decodes as a one-frame "video" in FFmpeg; it must not crash anything either way
+    # FFmpeg opens a JPEG as a one-frame stream: refused as a still image, whatever the name says
     r = client.post("/api/v1/videos", data={"video": (io.BytesIO(jpeg_bytes(astronaut_bgr)), "x.mp4")})
-    assert r.status_code in (202, 415)
+    assert r.status_code == 415 and "still image" in r.get_json()["error"]["message"]
 
 
 def test_video_limits(app, client, tmp_path, astronaut_bgr):

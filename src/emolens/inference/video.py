@@ -50,6 +50,7 @@ class VideoInfo:
     duration: float
     rotation: int
     has_audio: bool
+    format_name: str = ""
 
     @classmethod
     def from_path(cls, path: str | os.PathLike) -> VideoInfo:
@@ -73,7 +74,10 @@ class VideoInfo:
             w, h = stream.codec_context.width, stream.codec_context.height
             if rotation % 180:
                 w, h = h, w
-            return cls(w, h, fps, frames, duration, rotation, bool(container.streams.audio))
+            fmt = container.format.name
+            if fmt == "image2" or fmt.endswith("_pipe"):
+                raise VideoOpenError(f"{path}: this is a still image ({fmt}), not a video")
+            return cls(w, h, fps, frames, duration, rotation, bool(container.streams.audio), fmt)
 
 
 def _open(path: str | os.PathLike):

@@ -86,6 +86,7 @@ class JobStore:
 
     def create(self, upload: Path, filename: str) -> str:
         """Take ownership of an uploaded file (moved into the job's folder) and queue it."""
+        self.expire()
         job_id = uuid.uuid4().hex
         folder = self.job_dir(job_id)
         folder.mkdir(parents=True)
