@@ -1,0 +1,101 @@
+"""Detection, recognition and video speed on this machine (run by hand; figures go in the README).
+
+    python benchmarks/pipeline.py
+
+Frames are built from scikit-image's astronaut photo (a real face): 640x480 and 1280x720
+frames with 1 or 3 faces; the video is a 10 s 720p 30 fps clip of moving faces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolens.inference.annotate import draw_results
+from emolens.inference.detector import create_detector
+from emolens.inference.recognizer import EmotionRecognizer
+from emolens.inference.video import process_video
+
+
+def face_frame(width: int, height: int, faces: int) -> np.ndarray:
+    from skimage import data
+
+    face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:200, 140:310]
+    side = height // 3
+    face = cv2.resize(face, (int(side * 170 / 180), side))
+    frame = np.full((height, width, 3), 120, np.uint8)
+    for i in range(faces):
+        x = 20 + i * (width - face.shape[1] - 40) // max(1, faces - 1) if faces > 1 else (width - face.shape[1]) // 2
+        y = (height - side) // 2
+        frame[y : y + side, x : x + face.shape[1]] = face
+    return frame
+
+
+def timeit(fn, repeat: int = 50) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def make_clip(path: Path, seconds: int = 10, fps: int = 30) -> Path:
+    import av
+
+    base = face_frame(1280, 720, 2)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for i in range(seconds * fps):
+            frame = np.roll(base, (i * 3) % 200 - 100, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def main() -> None:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    result: dict = {"machine": f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    frames = {f"{w}x{h}": face_frame(w, h, 1) for w, h in ((640, 480), (1280, 720))}
+    result["detector_ms"] = {
+        name: {size: round(timeit(lambda d=create_detector(name), f=f: d.detect(f)), 2) for size, f in frames.items()}
+        for name in ("haar", "retinaface")
+    }
+    result["end_to_end_fps_640x480"] = {}
+    for name in ("haar", "retinaface"):
+        recognizer = EmotionRecognizer(detector=name)
+        for n in (1, 3):
+            frame = face_frame(640, 480, n)
+            found = len(recognizer(frame))
+            ms = timeit(lambda r=recognizer, f=frame: draw_results(f, r(f)))
+            result["end_to_end_fps_640x480"][f"{name}, {n} face(s), found {found}"] = round(1000 / ms, 1)
+    recognizer = EmotionRecognizer()
+    crops = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    result["classify_ms_per_face"] = round(timeit(lambda: recognizer.classify(crops), 200), 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(Path(tmp) / "clip720.mp4")
+        result["video_720p30_10s"] = {}
+        for name in ("haar", "retinaface"):
+            for every in (1, 2, 3):
+                t = time.perf_counter()
+                process_video(clip, EmotionRecognizer(detector=name), target=Path(tmp) / "out.mp4", every_nth=every)
+                elapsed = time.perf_counter() - t
+                result["video_720p30_10s"][f"{name}, --every {every}"] = f"{10 / elapsed:.2f}x real time"
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
