@@ -17,7 +17,7 @@ from emolens.preprocess import crop_face, to_gray48
 
 @pytest.fixture(scope="module")
 def recognizer(tiny_onnx):
-    return EmotionRecognizer(tiny_onnx)
+    return EmotionRecognizer(tiny_onnx, detector="haar")
 
 
 def test_haar_finds_the_astronaut(astronaut_bgr):
@@ -93,7 +93,9 @@ def test_crop_is_the_training_preprocessing():
     np.testing.assert_array_equal(split.images[0], crop)
 
 
-def test_recognizer_is_thread_safe(recognizer, astronaut_bgr):
+@pytest.mark.parametrize("detector", ["haar", "retinaface"])
+def test_recognizer_is_thread_safe(tiny_onnx, detector, astronaut_bgr):
+    recognizer = EmotionRecognizer(tiny_onnx, detector=detector)
     expected = recognizer(astronaut_bgr)[0].to_dict()
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: recognizer(astronaut_bgr)[0].to_dict(), range(16)))

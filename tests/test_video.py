@@ -53,7 +53,7 @@ def clip(tmp_path_factory, astronaut_bgr):
 
 @pytest.fixture(scope="module")
 def recognizer(tiny_onnx):
-    return EmotionRecognizer(tiny_onnx)
+    return EmotionRecognizer(tiny_onnx, detector="haar")
 
 
 def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):

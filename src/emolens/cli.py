@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies into DIR")
-    p.add_argument("--detector", default="haar", choices=["haar"])
+    p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_predict)
 
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="F", help="per-frame results and per-face summary as JSON")
     p.add_argument("--plot", metavar="F", help="timeline of emotions per face as PNG")
     p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame")
-    p.add_argument("--detector", default="haar", choices=["haar"])
+    p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_video)
 

@@ -25,11 +25,11 @@ def check_frame(frame: np.ndarray) -> None:
 class EmotionRecognizer:
     """Find every face in a frame and classify its expression, all faces in one batch.
 
-    Thread-safe: the ONNX Runtime session is shared, the Haar cascade is per thread.
+    Thread-safe: ONNX Runtime sessions are shared, a Haar cascade is kept per thread.
 
     Args:
         model_path: emolens ONNX model; default the shipped one.
-        detector: a detector name (``"haar"``) or an object with ``detect(frame)``.
+        detector: a detector name (``"retinaface"``, ``"haar"``) or an object with ``detect(frame)``.
         margin: extra border around each detected face, as a fraction of its side.
         threads: ONNX Runtime intra-op threads (0: all cores).
 
@@ -43,7 +43,7 @@ class EmotionRecognizer:
         self,
         model_path: str | os.PathLike | None = None,
         *,
-        detector: str | FaceDetector = "haar",
+        detector: str | FaceDetector = "retinaface",
         margin: float = 0.1,
         threads: int = 0,
     ):
