@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
+
+from emolens._machine import describe_machine
 
 
 def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8) -> float:
@@ -84,11 +85,7 @@ def main() -> None:
     parser.add_argument("--model", help="ONNX model (default: shipped)")
     parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48"])
     args = parser.parse_args()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
-    result = {"machine": f"{cpu}, {os.cpu_count()} cores, {platform.python_version()}"}
+    result = {"machine": describe_machine()}
     if not args.skip_train:
         import torch
 

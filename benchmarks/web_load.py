@@ -27,7 +27,6 @@ import urllib.request
 import zipfile
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from pipeline import face_frame  # noqa: E402
@@ -42,11 +41,16 @@ def free_port() -> int:
 def post(base: str, path: str, field: str, name: str, data: bytes, timeout: float = 60) -> int:
     boundary = "bench" + str(random.getrandbits(32))
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(base + path, data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        base + path, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             r.read()
@@ -95,9 +99,13 @@ def live_clients(port: int, clients: int, seconds: float, jpeg: bytes) -> dict:
     for th in threads:
         th.join()
     rtts.sort()
-    return {"clients": clients, "p50_ms": round(1000 * statistics.median(rtts), 1),
-            "p95_ms": round(1000 * rtts[int(0.95 * (len(rtts) - 1))], 1),
-            "fps_per_client_min": round(min(counts) / seconds, 1), "errors": errors[0]}
+    return {
+        "clients": clients,
+        "p50_ms": round(1000 * statistics.median(rtts), 1),
+        "p95_ms": round(1000 * rtts[int(0.95 * (len(rtts) - 1))], 1),
+        "fps_per_client_min": round(min(counts) / seconds, 1),
+        "errors": errors[0],
+    }
 
 
 def image_rps(base: str, seconds: float, jpeg: bytes, threads: int = 4) -> float:
@@ -126,7 +134,8 @@ def hostile_payloads(jpeg: bytes, png: bytes, mp4: bytes, n: int, rng: random.Ra
             return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
         ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100000)) + chunk(b"IEND", b"")
+        idat = chunk(b"IDAT", zlib.compress(b"\0" * 100000))
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
     zbuf = io.BytesIO()
     with zipfile.ZipFile(zbuf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -177,8 +186,11 @@ def main() -> None:
         mp4 = make_clip(__import__("pathlib").Path(tmp) / "c.mp4", seconds=1).read_bytes()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "-m", "emolens.cli", "serve", "--port", str(port), "--data-dir",
-                                   f"{tmp}/data"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "emolens.cli", "serve", "--port", str(port), "--data-dir", f"{tmp}/data"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(300):
                 try:
@@ -198,9 +210,14 @@ def main() -> None:
                 statuses[code] = statuses.get(code, 0) + 1
             alive = server.poll() is None
             health = urllib.request.urlopen(base + "/api/v1/health", timeout=10).status if alive else None
-            result["fuzz"] = {"uploads": args.fuzz, "statuses": statuses,
-                              "5xx": sum(v for k, v in statuses.items() if k >= 500),
-                              "connection_failures": statuses.get(-1, 0), "server_alive": alive, "health_after": health}
+            result["fuzz"] = {
+                "uploads": args.fuzz,
+                "statuses": statuses,
+                "5xx": sum(v for k, v in statuses.items() if k >= 500),
+                "connection_failures": statuses.get(-1, 0),
+                "server_alive": alive,
+                "health_after": health,
+            }
         finally:
             server.terminate()
             server.wait(20)

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 from pathlib import Path
 
+from emolens._machine import describe_machine
 from emolens.evaluation import PERTURBATIONS, evaluate
 from emolens.labels import EMOTIONS
 from emolens.training.data import load_split
 
 
-def _machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}"
+TTA_NOTE = " and averages it with its mirror image (flip test-time augmentation)"
 
 
 def main() -> None:
@@ -74,7 +71,7 @@ def main() -> None:
         "selected_epoch": best_epoch,
         "epochs_run": len(history),
         "training_wall_time_s": round(wall_s),
-        "machine": _machine(),
+        "machine": describe_machine() + ", no GPU",
         "tta_flip_in_model": meta.get("tta_flip") == "true",
         "publictest": {k: clean[k] for k in ("accuracy", "macro_f1", "n", "per_class", "confusion_matrix")},
         "robustness_accuracy": robustness,
@@ -98,7 +95,7 @@ def main() -> None:
 
 **{config["arch"]}**, trained by emolens on FER2013; 7 classes in FER2013's order
 ({", ".join(EMOTIONS)}). Input: 48x48 gray faces, pixel values 0-255; the graph standardises
-each face itself{" and averages it with its mirror image (flip test-time augmentation)" if card["tta_flip_in_model"] else ""}.
+each face itself{TTA_NOTE if card["tta_flip_in_model"] else ""}.
 
 ## Results on FER2013 PublicTest (3,589 faces, used for model selection)
 

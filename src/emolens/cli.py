@@ -24,7 +24,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     best = train(cfg, resume=args.resume, stop_after=args.stop_after)
     print(
-        f"best {cfg.val_split} accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f}) at epoch {best['epoch']}"
+        f"best {cfg.val_split} accuracy {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f})"
+        f" at epoch {best['epoch']}"
     )
     return 0
 
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name in {"torch", "onnx", "matplotlib"}:
             print(
-                f"emolens: {exc.name} is missing; install the training extra: pip install torch==2.13.0 'emolens[train]'",
+                f"emolens: {exc.name} is missing; install the training extra:"
+                " pip install torch==2.13.0 'emolens[train]'",
                 file=sys.stderr,
             )
             return 2

@@ -95,7 +95,8 @@ class JobStore:
         now = time.time()
         with closing(self._db()) as db:
             db.execute(
-                "INSERT INTO jobs (id, status, filename, input_name, created, updated) VALUES (?, 'queued', ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, filename, input_name, created, updated)"
+                " VALUES (?, 'queued', ?, ?, ?, ?)",
                 (job_id, filename[:200], input_name, now, now),
             )
         self._submit(job_id)
