@@ -19,7 +19,6 @@ from emolens.evaluation import PERTURBATIONS, evaluate
 from emolens.labels import EMOTIONS
 from emolens.training.data import load_split
 
-
 TTA_NOTE = " and averages it with its mirror image (flip test-time augmentation)"
 
 

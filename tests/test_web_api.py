@@ -4,8 +4,8 @@ import io
 import time
 
 import pytest
-from conftest import jpeg_bytes
 
+from conftest import jpeg_bytes
 from emolens.labels import EMOTIONS
 
 

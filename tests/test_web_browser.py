@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from test_web_server import Server, _free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
