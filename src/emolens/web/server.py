@@ -1,7 +1,8 @@
 """Production serving with gunicorn's threaded worker (WebSockets need a thread each).
 
 One worker process on purpose (the app is built inside it, after the fork): the job queue,
-its SQLite database and the model are shared by all threads of that process; ONNX Runtime and OpenCV release the GIL while they work.
+its SQLite database and the model are shared by all threads of that process; ONNX Runtime
+and OpenCV release the GIL while they work.
 """
 
 from __future__ import annotations
