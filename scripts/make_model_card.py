@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
+
+import numpy as np
 
 from emolens._machine import describe_machine
 from emolens.evaluation import PERTURBATIONS, evaluate
 from emolens.labels import EMOTIONS
 from emolens.training.data import load_split
+from emolens.training.plots import plot_confusion, plot_curves
 
 TTA_NOTE = " and averages it with its mirror image (flip test-time augmentation)"
 
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, type=Path)
     parser.add_argument("--command", required=True, help="the training command that reproduces the run")
     parser.add_argument("--export-command", required=True)
+    parser.add_argument("--wall-clock-s", type=float, help="the run's elapsed time from its log, evaluation included")
     args = parser.parse_args()
 
     history = json.loads((args.run / "metrics.json").read_text())
@@ -70,6 +73,7 @@ def main() -> None:
         "selected_epoch": best_epoch,
         "epochs_run": len(history),
         "training_wall_time_s": round(wall_s),
+        "training_wall_clock_s": round(args.wall_clock_s) if args.wall_clock_s else None,
         "machine": describe_machine() + ", no GPU",
         "tta_flip_in_model": meta.get("tta_flip") == "true",
         "publictest": {k: clean[k] for k in ("accuracy", "macro_f1", "n", "per_class", "confusion_matrix")},
@@ -78,9 +82,11 @@ def main() -> None:
     }
     out_dir = args.model.parent
     (out_dir / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    for name in ("curves.png", "confusion.png"):
-        shutil.copy(args.run / name, out_dir / name)
+    plot_curves(history, out_dir / "curves.png")
+    title = f"{args.model.name} on PublicTest: accuracy {clean['accuracy']:.4f}"
+    plot_confusion(np.array(clean["confusion_matrix"]), out_dir / "confusion.png", title=title)
 
+    clock = f" ({args.wall_clock_s / 60:.0f} min from start to end, evaluation included)" if args.wall_clock_s else ""
     rows = "\n".join(
         f"| {e} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
         for e, m in clean["per_class"].items()
@@ -127,7 +133,8 @@ Confusion matrix (rows true, columns predicted):
 - data: {card["data"]}
 - recipe: {json.dumps(card["recipe"])}
 - augmentation: shifts, flips, rotation, scale, brightness/contrast/gamma, blur/sharpen, noise, random erasing
-- wall time: {wall_s / 60:.0f} min for {len(history)} epochs on {card["machine"]} (bf16 autocast + channels_last)
+- training time: {wall_s / 60:.0f} min in training steps for {len(history)} epochs{clock} on {card["machine"]}
+  (bf16 autocast + channels_last)
 
 ![curves](curves.png)
 
