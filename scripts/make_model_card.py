@@ -86,6 +86,8 @@ def main() -> None:
     title = f"{args.model.name} on PublicTest: accuracy {clean['accuracy']:.4f}"
     plot_confusion(np.array(clean["confusion_matrix"]), out_dir / "confusion.png", title=title)
 
+    recalls = sorted((m["recall"], e) for e, m in clean["per_class"].items())
+    weakest = ", ".join(f"{e} {r:.3f}" for r, e in recalls[:2])
     clock = f" ({args.wall_clock_s / 60:.0f} min from start to end, evaluation included)" if args.wall_clock_s else ""
     rows = "\n".join(
         f"| {e} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
@@ -149,7 +151,8 @@ Confusion matrix (rows true, columns predicted):
 
 - FER2013 is 48x48 gray web images, mostly frontal, with noisy labels (human accuracy is
   about 65%); expect lower accuracy on real video, strong profiles and occluded faces.
-- Disgust has 436 training faces (1.5%); its recall is the weakest and least stable.
+- Weakest recall: {weakest}. Disgust has only 436 training faces (1.5%), so its figures
+  move most between runs.
 - Labels are posed or stereotyped expressions, not felt emotions; do not use the output to
   judge people (hiring, policing, health) or without their consent.
 - Demographic balance of FER2013 is undocumented; accuracy across groups was not measured.
