@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from emolens.errors import ModelLoadError
+from emolens.inference._ort import cpu_session
 from emolens.labels import EMOTIONS
 from emolens.preprocess import INPUT_SIZE, to_model_input
 
@@ -48,20 +49,10 @@ class EmotionClassifier:
         threads: int = 0,
         tta: bool = False,
     ):
-        import onnxruntime as ort
-
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         if not self.model_path.is_file():
             raise ModelLoadError(f"model file not found: {self.model_path}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelLoadError(f"{self.model_path}: cannot load ONNX model ({exc})") from exc
+        self._session = cpu_session(self.model_path, threads=threads, providers=providers)
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         if "labels" not in self.metadata or "input_size" not in self.metadata:
             raise ModelLoadError(

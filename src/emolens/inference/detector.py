@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from emolens.errors import ModelLoadError
+from emolens.inference._ort import cpu_session
 
 
 class FaceDetector(Protocol):
@@ -129,16 +130,8 @@ class RetinaFaceDetector:
         threads: int = 0,
         model_path: str | None = None,
     ):
-        import onnxruntime as ort
-
         path = model_path or str(Path(__file__).resolve().parent.parent / "models" / "retinaface_mnet025.onnx")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self._session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's own error types
-            raise ModelLoadError(f"cannot load face detector {path}: {exc}") from exc
+        self._session = cpu_session(path, threads=threads)
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_size = max_side, min_size
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
