@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir, model, port):
+    def __init__(self, data_dir, model, port, token=None):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         cmd = [
@@ -37,12 +37,12 @@ class Server:
             str(data_dir),
             "--model",
             str(model),
-        ]
+        ] + (["--token", token] if token else [])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                self.get("/api/v1/health")
+                self.get("/api/v1/health" + (f"?token={token}" if token else ""))
                 return
             except OSError:
                 if self.proc.poll() is not None:
@@ -158,5 +158,25 @@ def test_jobs_survive_kill_9(tmp_path, tiny_onnx, astronaut_bgr):
         assert job["status"] == "done"  # requeued after the restart and finished
         assert srv.get(f"/api/v1/jobs/{running_id}/result")["summary"]["video"]["frames_processed"] == 300
         assert not list((tmp_path / "data" / "jobs" / running_id).glob(".*partial*"))
+    finally:
+        srv.stop()
+
+
+# simple_websocket leaves the socket of a refused handshake to the garbage collector
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_token_guards_the_websocket(tmp_path, tiny_onnx, astronaut_bgr):
+    import simple_websocket
+
+    srv = Server(tmp_path / "data", tiny_onnx, _free_port(), token="s3cret")
+    try:
+        with pytest.raises(simple_websocket.ConnectionError):
+            simple_websocket.Client.connect(f"ws://127.0.0.1:{srv.port}/ws/live")
+        ws = simple_websocket.Client.connect(f"ws://127.0.0.1:{srv.port}/ws/live?token=s3cret")
+        try:
+            ws.send(jpeg_bytes(astronaut_bgr))
+            assert len(json.loads(ws.receive(timeout=30))["faces"]) == 1
+        finally:
+            ws.close()
     finally:
         srv.stop()

@@ -138,7 +138,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from emolens.web import create_app
 
     token = args.token or os.environ.get("EMOLENS_TOKEN")
-    settings = {"TOKEN": token, "MAX_WORKERS": args.workers}
+    settings = {"TOKEN": token, "MAX_WORKERS": args.workers, "JOB_RETENTION_DAYS": args.retention_days}
     if args.data_dir:
         settings["DATA_DIR"] = args.data_dir
     if args.model:
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="require this token on every page, API call and WebSocket (or EMOLENS_TOKEN)")
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.add_argument("--workers", type=int, default=1, help="video jobs processed at once")
+    p.add_argument("--retention-days", type=float, default=7, help="delete jobs and their files after this long")
     p.add_argument("--threads", type=int, default=32, help="request threads (each live client holds one)")
     p.add_argument("--certfile", help="TLS certificate (browsers allow the camera only on https or localhost)")
     p.add_argument("--keyfile", help="TLS private key")
