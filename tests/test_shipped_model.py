@@ -25,3 +25,10 @@ def test_model_card_matches_the_model():
     assert card["tta_flip_in_model"] == (meta["tta_flip"] == "true")
     assert all(m["recall"] > 0 for m in card["publictest"]["per_class"].values())
     assert (models / "model_card.md").is_file() and (models / "confusion.png").is_file()
+
+
+def test_public_names_resolve():
+    import emolens
+
+    for name in emolens.__all__:
+        assert getattr(emolens, name) is not None, name

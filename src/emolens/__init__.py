@@ -11,7 +11,32 @@ from emolens.labels import EMOTIONS as EMOTIONS
 
 __version__ = "0.1.0"
 
+# Inference names load on first use, so `import emolens.labels` (training) stays light.
+_LAZY = {
+    "EmotionRecognizer": "emolens.inference.recognizer",
+    "EmotionClassifier": "emolens.inference.classifier",
+    "FaceBox": "emolens.results",
+    "FaceResult": "emolens.results",
+    "draw_results": "emolens.inference.annotate",
+    "process_video": "emolens.inference.video",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emolens' has no attribute {name!r}")
+
+
 __all__ = [
+    "EmotionClassifier",
+    "EmotionRecognizer",
+    "FaceBox",
+    "FaceResult",
+    "draw_results",
+    "process_video",
     "EMOTIONS",
     "DatasetError",
     "EmolensError",

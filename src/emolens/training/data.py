@@ -124,11 +124,6 @@ def _read_csv_file(path: Path, split: str) -> FerSplit:
         return _parse_csv(f, split, str(path))
 
 
-def parse_csv(lines: Iterable[str], split: str, name: str = "<csv>") -> FerSplit:
-    """Parse FER2013 CSV text (``fer2013.csv`` or ``icml_face_data.csv`` layout)."""
-    return _parse_csv(lines, split, name)
-
-
 def _parse_csv(lines: Iterable[str], split: str, name: str) -> FerSplit:
     reader = csv.reader(lines)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, jsonify, request, send_file, url_for
 
 from emolens import __version__
 from emolens.labels import EMOTIONS
@@ -120,8 +120,3 @@ def openapi():
     spec["info"]["version"] = __version__
     spec["servers"] = [{"url": request.host_url.rstrip("/") + "/api/v1"}]
     return jsonify(spec)
-
-
-@bp.app_context_processor
-def _limits():
-    return {"max_upload_mb": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, current_app, render_template
 
 from emolens.labels import EMOTIONS
 
@@ -18,7 +18,8 @@ def live():
 
 @bp.get("/video")
 def video():
-    return render_template("video.html", page="video", emotions=EMOTIONS)
+    max_upload_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    return render_template("video.html", page="video", emotions=EMOTIONS, max_upload_mb=max_upload_mb)
 
 
 @bp.get("/image")
