@@ -63,6 +63,7 @@ class JobStore:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="emolens-job")
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._stopping = False
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
@@ -186,12 +187,15 @@ class JobStore:
             if self.get(job_id) is not None:
                 self._update(job_id, status="done", progress=1.0, summary=json.dumps(result.summary()))
         except Cancelled:
+            if self._stopping:  # left 'running': the next start requeues it
+                return
             if self.get(job_id) is not None:
                 self._update(job_id, status="cancelled")
         except Exception as exc:  # a job's failure is recorded, never raised into the pool
             logger.exception("job %s failed", job_id)
             if self.get(job_id) is not None:
-                self._update(job_id, status="failed", error=str(exc)[:500])
+                message = str(exc).replace(str(folder / job["input_name"]), "the uploaded video")  # no server paths
+                self._update(job_id, status="failed", error=message[:500])
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
@@ -199,6 +203,8 @@ class JobStore:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def shutdown(self) -> None:
+        """Stop the workers; jobs they were running stay 'running' and are requeued on the next start."""
+        self._stopping = True
         for event in list(self._cancel.values()):
             event.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
