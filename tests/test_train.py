@@ -45,7 +45,8 @@ def test_resume_continues_exactly(tiny_folder, tmp_path):
     split = tmp_path / "split"
     train(_config(tiny_folder, split), stop_after=1)
     assert torch.load(split / "last.pt", weights_only=False)["epoch"] == 1
-    train(_config(tiny_folder, split), resume=True)
+    # resumed with other settings on the command line: the saved ones win
+    train(_config(tiny_folder, split, epochs=60, lr=0.5, arch="seed2020"), resume=True)
     a = torch.load(full / "last.pt", weights_only=False)
     b = torch.load(split / "last.pt", weights_only=False)
     assert b["epoch"] == 3 and [h["epoch"] for h in b["history"]] == [1, 2, 3]

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--no-bf16", action="store_true", help="train in plain fp32")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt with the settings it was started with")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this sitting (resume later)")
     p.set_defaults(func=_cmd_train)
 

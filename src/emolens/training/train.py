@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -129,6 +130,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device()
+    last_path = out / "last.pt"
+    ckpt = None
+    if resume:
+        if not last_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
+        ckpt = torch.load(last_path, map_location=device, weights_only=False)
+        # The run goes on with the settings it was started with; only where the data lies
+        # and how many threads to use may differ in this sitting.
+        saved = TrainConfig.from_dict(ckpt["config"])
+        cfg = dataclasses.replace(saved, data=cfg.data, out=cfg.out, threads=cfg.threads)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     fast = cfg.bf16 and (device.type == "cuda" or cpu_supports_bf16())
 
@@ -152,13 +163,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     steps_per_epoch = len(train_split) // cfg.batch_size  # drop the last partial batch (BatchNorm)
     start_epoch, best, history = 1, {"accuracy": -1.0}, []
 
-    last_path = out / "last.pt"
-    if resume:
-        if not last_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
-        if ckpt["arch"] != cfg.arch:
-            raise ValueError(f"--resume: checkpoint is {ckpt['arch']!r}, config asks for {cfg.arch!r}")
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None and ckpt.get("ema"):
