@@ -31,8 +31,9 @@ def draw_results(frame: np.ndarray, faces: list[FaceResult], *, thickness: int |
         label = f"{face.emotion} {face.confidence:.0%}"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = b.y1 - th - base - 4 if b.y1 - th - base - 4 >= 0 else b.y2
-        cv2.rectangle(out, (b.x1, top), (b.x1 + tw + 6, top + th + base + 4), color, -1)
+        left = max(0, min(b.x1, out.shape[1] - tw - 6))  # keep the label inside the frame
+        cv2.rectangle(out, (left, top), (left + tw + 6, top + th + base + 4), color, -1)
         cv2.putText(
-            out, label, (b.x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
+            out, label, (left + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
         )
     return out
