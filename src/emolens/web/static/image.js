@@ -25,11 +25,7 @@
     document.getElementById("result").hidden = false;
   }
 
-  input.addEventListener("change", () => input.files[0] && analyse(input.files[0]));
-  drop.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
-  drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) analyse(e.dataTransfer.files[0]); });
+  bindFilePicker(drop, input, analyse);
   document.addEventListener("paste", e => {
     const item = [...e.clipboardData.items].find(i => i.type.startsWith("image/"));
     if (item) analyse(item.getAsFile());

@@ -110,10 +110,6 @@
     if (data.jobs.some(j => j.status === "queued" || j.status === "running")) setTimeout(refreshJobs, 2000);
   }
 
-  input.addEventListener("change", () => input.files[0] && upload(input.files[0]));
-  drop.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
-  drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]); });
+  bindFilePicker(drop, input, upload);
   refreshJobs();
 })();
