@@ -71,10 +71,19 @@ def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
     with av.open(str(tmp_path / "out.mp4")) as out:
         stream = out.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
-        decoded = sum(1 for _ in out.decode(stream))
-        assert decoded == 20
+        decoded = [f.to_ndarray(format="bgr24") for f in out.decode(stream)]
+        assert len(decoded) == 20
         assert float(out.duration / 1e6) == pytest.approx(2.0, abs=0.15)
         assert len(out.streams.audio) == 1  # the sound is kept
+    # Inside the face, away from the drawn box and label, the picture is the source's, colours
+    # included (a channel swap or a wrong YUV matrix fails this).
+    with av.open(str(clip)) as src:
+        first = next(src.decode(video=0)).to_ndarray(format="bgr24")
+
+    def colour(image):
+        return image[110:170, 50:120].reshape(-1, 3).mean(axis=0)
+
+    assert np.abs(colour(decoded[0]) - colour(first)).max() < 3
     # one face, tracked with one id through the whole clip
     assert {r["track_id"] for r in result.records} == {1} and len(result.records) == 20
     rows = list(csv.DictReader((tmp_path / "f.csv").read_text().splitlines()))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from emolens.errors import EmolensError
@@ -257,7 +258,9 @@ class _AnnotatedWriter:
         self.out_video.width = self.info.width // 2 * 2  # yuv420p needs even sides
         self.out_video.height = self.info.height // 2 * 2
         self.out_video.pix_fmt = "yuv420p"
-        self.out_video.options = {"preset": "veryfast", "crf": "23", "movflags": "+faststart"}
+        # superfast: half of veryfast's encode time at 720p for files ~1.3x larger; the
+        # encoder was the largest cost of a video job after the detector.
+        self.out_video.options = {"preset": "superfast", "crf": "23", "movflags": "+faststart"}
         self.out_video.codec_context.time_base = self.in_video.time_base
         self.in_audio = self.out_audio = None
         if self.input.streams.audio:
@@ -290,7 +293,9 @@ class _AnnotatedWriter:
         import av
 
         h, w = self.out_video.height, self.out_video.width
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="bgr24")
+        # OpenCV converts BGR to I420 ~9x faster than PyAV's swscale path (0.6 vs 5 ms at 720p).
+        yuv = cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_BGR2YUV_I420)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = self._pts, self.in_video.time_base
         for packet in self.out_video.encode(frame):
             self.output.mux(packet)
