@@ -69,7 +69,9 @@ class HaarFaceDetector:
         min_neighbors: int = 5,
         min_size: int = 36,
         max_side: int = 640,
+        equalize_dark: bool = True,
     ):
+        self.equalize_dark = equalize_dark
         self.cascade_path = cascade if "/" in cascade else cv2.data.haarcascades + cascade
         if cv2.CascadeClassifier(self.cascade_path).empty():
             raise ModelLoadError(
@@ -92,7 +94,8 @@ class HaarFaceDetector:
         gray = _gray(frame)
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        small = brighten_if_dark(small)
+        if self.equalize_dark:
+            small = brighten_if_dark(small)
         min_side = max(12, int(round(self.min_size * scale)))
         rects, _, weights = self._cascade().detectMultiScale3(
             small,
@@ -123,13 +126,15 @@ class RetinaFaceDetector:
     def __init__(
         self,
         *,
-        score_threshold: float = 0.8,
+        score_threshold: float = 0.7,
         nms_threshold: float = 0.4,
         max_side: int = 640,
         min_size: int = 20,
         threads: int = 0,
         model_path: str | None = None,
+        equalize_dark: bool = True,
     ):
+        self.equalize_dark = equalize_dark
         path = model_path or str(Path(__file__).resolve().parent.parent / "models" / "retinaface_mnet025.onnx")
         self._session = cpu_session(path, threads=threads)
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
@@ -159,7 +164,7 @@ class RetinaFaceDetector:
         h0, w0 = bgr.shape[:2]
         scale = min(1.0, self.max_side / max(h0, w0))
         small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
-        if _gray(small).mean() < 80:  # dim frame: equalise lightness, keep colour
+        if self.equalize_dark and _gray(small).mean() < 80:  # dim frame: equalise lightness, keep colour
             lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
             lab[:, :, 0] = brighten_if_dark(lab[:, :, 0])
             small = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
