@@ -86,3 +86,24 @@ def test_load_checkpoint_rejects_other_files(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(ExportError, match="not an emolens training checkpoint"):
         load_checkpoint(bad)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_int8_quantisation_keeps_metadata_and_checks_agreement(tiny_model, tmp_path):
+    from emolens.training.quantize import quantize_int8
+
+    float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
+    faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    with pytest.raises(ExportError, match="agrees with the float model on"):
+        quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=1.01)
+    assert not int8_path.exists()  # nothing written when the check fails
+
+    measured = quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=0.0)
+    props = {p.key: p.value for p in onnx.load(str(int8_path)).metadata_props}
+    assert props["tta_flip"] == "true" and props["quantization"].startswith("int8")
+    assert props["quantization_top1_agreement"] == str(measured["top1_agreement"])
+    assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(int8_path)).graph.node)
+    scores = EmotionClassifier(int8_path).classify(faces[64:])
+    np.testing.assert_allclose(scores.sum(1), 1, atol=1e-3)
+    np.testing.assert_allclose(scores, EmotionClassifier(float_path).classify(faces[64:]), atol=0.1)

@@ -57,10 +57,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from emolens.training.export import export_onnx, load_checkpoint
 
+    if args.int8 and not args.data:
+        raise EmolensError("--int8 needs --data: FER2013 training faces to calibrate and check the int8 model on")
     model, ckpt = load_checkpoint(args.checkpoint)
     extra = {"epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("metric", "")}
-    export_onnx(model, args.output, arch=ckpt["arch"], tta=not args.no_tta, extra_metadata=extra)
-    print(f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}); ONNX checker and runtime parity passed")
+    if not args.int8:
+        export_onnx(model, args.output, arch=ckpt["arch"], tta=not args.no_tta, extra_metadata=extra)
+        print(f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}); ONNX checker and parity passed")
+        return 0
+
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from emolens.training.data import load_split
+    from emolens.training.quantize import quantize_int8
+
+    train = load_split(args.data, "train")
+    picked = np.random.default_rng(0).permutation(len(train))
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        export_onnx(model, float_path, arch=ckpt["arch"], tta=not args.no_tta, extra_metadata=extra)
+        measured = quantize_int8(float_path, args.output, train.images[picked[:512]], train.images[picked[512:2560]])
+    print(
+        f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}, int8); float parity passed;"
+        f" int8 keeps the float model's top emotion on {measured['top1_agreement']:.1%} of 2048 training faces"
+    )
     return 0
 
 
@@ -212,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="best.pt or last.pt from `emolens train`")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
     p.add_argument("--no-tta", action="store_true", help="do not build mirrored-face averaging into the graph")
+    p.add_argument("--int8", action="store_true", help="quantise to 8 bits (several times faster on CPU)")
+    p.add_argument("--data", help="FER2013 (any form `train` reads): faces to calibrate and check --int8 on")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("predict", help="find faces in images and tell their emotions")
