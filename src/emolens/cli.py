@@ -61,8 +61,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         raise EmolensError("--int8 needs --data: FER2013 training faces to calibrate and check the int8 model on")
     model, ckpt = load_checkpoint(args.checkpoint)
     extra = {"epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("metric", "")}
+    tta = "none" if args.no_tta else args.tta
     if not args.int8:
-        export_onnx(model, args.output, arch=ckpt["arch"], tta=not args.no_tta, extra_metadata=extra)
+        export_onnx(model, args.output, arch=ckpt["arch"], tta=tta, extra_metadata=extra)
         print(f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}); ONNX checker and parity passed")
         return 0
 
@@ -78,7 +79,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     picked = np.random.default_rng(0).permutation(len(train))
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
-        export_onnx(model, float_path, arch=ckpt["arch"], tta=not args.no_tta, extra_metadata=extra)
+        export_onnx(model, float_path, arch=ckpt["arch"], tta=tta, extra_metadata=extra)
         measured = quantize_int8(float_path, args.output, train.images[picked[:512]], train.images[picked[512:2560]])
     print(
         f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}, int8); float parity passed;"
@@ -234,7 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a training checkpoint to ONNX and verify it (needs [train])")
     p.add_argument("checkpoint", help="best.pt or last.pt from `emolens train`")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
-    p.add_argument("--no-tta", action="store_true", help="do not build mirrored-face averaging into the graph")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip", "flip-zoom"],
+        default="flip",
+        help="views of each face averaged inside the graph: flip = with its mirror image,"
+        " flip-zoom = also both zoomed 10%% (4x the compute)",
+    )
+    p.add_argument("--no-tta", action="store_true", help="same as --tta none")
     p.add_argument("--int8", action="store_true", help="quantise to 8 bits (several times faster on CPU)")
     p.add_argument("--data", help="FER2013 (any form `train` reads): faces to calibrate and check --int8 on")
     p.set_defaults(func=_cmd_export)

@@ -2,8 +2,8 @@
 
 The ONNX graph takes ``faces``: (n, 1, 48, 48) float32 gray pixels in 0-255, any batch size,
 and returns ``scores``: (n, 7) probabilities over EMOTIONS. Per-image standardisation is
-inside the graph, and with ``tta`` the mirrored face is averaged in too, so inference code
-needs nothing but the metadata stored in the model.
+inside the graph, and with ``tta`` the mirrored (and zoomed) face is averaged in too, so
+inference code needs nothing but the metadata stored in the model.
 """
 
 from __future__ import annotations
@@ -30,18 +30,35 @@ OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
-class _Probabilities(nn.Module):
-    """Softmax over the model's logits, optionally averaged with the mirrored input."""
+TTA_VIEWS = {
+    "none": ("face",),
+    "flip": ("face", "mirror"),
+    # Measured on PublicTest with the first shipped model: 69.21% one view, 69.66% with the
+    # mirror, 70.05% with the mirror and a 10% zoom of both; shifts by 2 px added nothing more.
+    "flip-zoom": ("face", "mirror", "zoom", "mirror zoom"),
+}
 
-    def __init__(self, model: nn.Module, tta: bool):
+
+class _Probabilities(nn.Module):
+    """Softmax over the model's logits, averaged over test-time views of each face."""
+
+    def __init__(self, model: nn.Module, tta: str):
         super().__init__()
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(TTA_VIEWS)}")
         self.model = model
-        self.tta = tta
+        self.views = TTA_VIEWS[tta]
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        logits = self.model(faces)
-        if self.tta:
-            logits = (logits + self.model(torch.flip(faces, dims=[3]))) / 2
+        mirror = torch.flip(faces, dims=[3])
+        views = {"face": faces, "mirror": mirror}
+        if "zoom" in self.views:
+            big, crop = round(INPUT_SIZE * 1.1), (round(INPUT_SIZE * 1.1) - INPUT_SIZE) // 2
+            for name, x in (("zoom", faces), ("mirror zoom", mirror)):
+                zoomed = nn.functional.interpolate(x, size=(big, big), mode="bilinear", align_corners=False)
+                views[name] = zoomed[:, :, crop : crop + INPUT_SIZE, crop : crop + INPUT_SIZE]
+        batch = torch.cat([views[name] for name in self.views])  # one pass over all views
+        logits = self.model(batch).reshape(len(self.views), faces.shape[0], -1).mean(0)
         return torch.softmax(logits, dim=1)
 
 
@@ -86,7 +103,7 @@ def export_onnx(
     path: str | Path,
     *,
     arch: str,
-    tta: bool = True,
+    tta: bool | str = True,
     extra_metadata: dict | None = None,
     check: bool = True,
 ) -> dict:
@@ -107,6 +124,7 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tta = {True: "flip", False: "none"}.get(tta, tta)
     wrapped = _Probabilities(model.float().eval().to(memory_format=torch.contiguous_format), tta).eval()
     example = torch.rand(2, 1, INPUT_SIZE, INPUT_SIZE) * 255
     tmp = path.with_name(path.name + ".tmp")
@@ -133,7 +151,8 @@ def export_onnx(
         "input_range": "float32 pixel values 0-255 (per-image standardisation is inside the graph)",
         "output": "scores: softmax probabilities over labels",
         "arch": arch,
-        "tta_flip": str(tta).lower(),
+        "tta_flip": str(tta != "none").lower(),
+        "tta_views": ", ".join(TTA_VIEWS[tta]),
         "git_commit": _git_commit(),
         **{k: str(v) for k, v in (extra_metadata or {}).items()},
     }
