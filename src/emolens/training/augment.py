@@ -21,14 +21,14 @@ class AugmentConfig:
     max_rotate_deg: float = 15.0
     scale: tuple[float, float] = (0.85, 1.15)
     max_shift: float = 0.1  # fraction of the image side
-    photometric_p: float = 0.8
+    photometric_p: float = 0.6
     brightness: float = 0.25  # +- fraction of full range
     contrast: tuple[float, float] = (0.6, 1.4)
     gamma: tuple[float, float] = (0.6, 2.2)  # > 1 darkens mid-tones
     blur_sharpen_p: float = 0.3
-    noise_p: float = 0.3
+    noise_p: float = 0.2
     max_noise_std: float = 0.06
-    erase_p: float = 0.5
+    erase_p: float = 0.25
     erase_area: tuple[float, float] = (0.02, 0.15)
 
 

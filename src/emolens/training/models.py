@@ -78,7 +78,7 @@ class VggFace48(nn.Module):
         widths: Sequence[int] = (32, 64, 128, 256),
         depths: Sequence[int] = (1, 2, 3, 3),
         hidden: int = 256,
-        drop_rate: float = 0.4,
+        drop_rate: float = 0.25,
     ):
         super().__init__()
         layers: list[nn.Module] = [PerImageStandardize()]
