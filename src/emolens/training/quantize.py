@@ -66,8 +66,12 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantised = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_model), str(prepared))
-        # The softmax stays in float: 8-bit probabilities would not even sum to 1.
-        softmax = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Softmax"]
+        # The softmax stays in float (8-bit probabilities would not even sum to 1), and so does
+        # the small fully connected head: quantising it cost 0.3 points of PublicTest accuracy
+        # (70.35% float, 70.05% all int8, 70.30% with a float head) for no measurable speed.
+        in_float = [
+            node.name for node in onnx.load(str(prepared)).graph.node if node.op_type in ("Softmax", "Gemm", "MatMul")
+        ]
         quantize_static(
             str(prepared),
             str(quantised),
@@ -76,7 +80,7 @@ def quantize_int8(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=softmax,
+            nodes_to_exclude=in_float,
         )
         result = onnx.load(str(quantised))
 
