@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import emit
 
 from emolens._machine import describe_machine
 from emolens.inference.detector import create_detector
@@ -112,10 +113,7 @@ def main() -> None:
             detector = create_detector(**kwargs, equalize_dark=equalize)
             key = "dark, equalised" if equalize else "dark, not equalised"
             result[label][key] = evaluate(detector, photos, face_free, dark=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ frames with 1 or 3 faces; the video is a 10 s 720p 30 fps clip of moving faces.
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import timeit
 
 from emolens._machine import describe_machine
 from emolens.inference.annotate import draw_results
@@ -36,17 +36,6 @@ def face_frame(width: int, height: int, faces: int) -> np.ndarray:
         y = (height - side) // 2
         frame[y : y + side, x : x + face.shape[1]] = face
     return frame
-
-
-def timeit(fn, repeat: int = 50) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 def make_clip(path: Path, seconds: int = 10, fps: int = 30) -> Path:
