@@ -52,6 +52,21 @@ def test_train_export_evaluate_json(trained, tiny_folder, tmp_path, capsys):
     assert from_checkpoint["confusion_matrix"] != [] and from_checkpoint["n"] == 14
 
 
+def test_export_int8(trained, tiny_folder, tmp_path, capsys, monkeypatch):
+    from emolens.training import quantize
+
+    assert main(["export", str(trained / "best.pt"), "-o", str(tmp_path / "q.onnx"), "--int8"]) == 1
+    assert "--int8 needs --data" in capsys.readouterr().err
+    # A 2-epoch model on 42 faces has near-uniform scores, so 8 bits may change its top emotion:
+    # the agreement check is pinned in test_export; here, the command's wiring.
+    monkeypatch.setattr(quantize, "MIN_TOP1_AGREEMENT", 0.0)
+    argv = ["export", str(trained / "best.pt"), "-o", str(tmp_path / "q.onnx"), "--int8", "--data", str(tiny_folder)]
+    assert main(argv) == 0
+    assert "top emotion on" in capsys.readouterr().out and (tmp_path / "q.onnx").is_file()
+    assert main(["evaluate", "--data", str(tiny_folder), "--model", str(tmp_path / "q.onnx"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 14
+
+
 def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
     assert main(["evaluate", "--data", str(tiny_folder), "--model", str(trained / "best.pt"), "--perturb", "dark"]) == 0
     out = capsys.readouterr().out

@@ -110,6 +110,8 @@ def test_int8_quantisation_keeps_metadata_and_checks_agreement(tiny_model, tmp_p
     with pytest.raises(ExportError, match="agrees with the float model on"):
         quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=1.01)
     assert not int8_path.exists()  # nothing written when the check fails
+    with pytest.raises(ExportError, match="other faces to check on"):
+        quantize_int8(float_path, int8_path, faces[:64], faces[:0])  # an empty check would pass vacuously
 
     measured = quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=0.0)
     props = {p.key: p.value for p in onnx.load(str(int8_path)).metadata_props}

@@ -28,7 +28,7 @@ def quantize_int8(
     calibration_faces: np.ndarray,
     check_faces: np.ndarray,
     *,
-    min_agreement: float = MIN_TOP1_AGREEMENT,
+    min_agreement: float | None = None,
 ) -> dict:
     """Quantise ``float_model`` to ``output`` and check it.
 
@@ -37,7 +37,8 @@ def quantize_int8(
         output: where the int8 model goes (written only when the check passes).
         calibration_faces: (n, 48, 48) uint8 faces that set the activation ranges.
         check_faces: (m, 48, 48) uint8 other faces to compare float and int8 predictions on.
-        min_agreement: the least share of check faces whose top emotion must not change.
+        min_agreement: the least share of check faces whose top emotion must not change
+            (default :data:`MIN_TOP1_AGREEMENT`).
 
     Returns:
         What was measured: ``top1_agreement`` and ``max_abs_diff`` of the probabilities.
@@ -50,6 +51,9 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if len(calibration_faces) == 0 or len(check_faces) == 0:
+        raise ExportError("int8 quantisation needs faces to calibrate on and other faces to check on")
+    min_agreement = MIN_TOP1_AGREEMENT if min_agreement is None else min_agreement
     float_model, output = Path(float_model), Path(output)
     source = onnx.load(str(float_model))
     input_name = source.graph.input[0].name
