@@ -10,6 +10,7 @@ did not calibrate on and refuses the result when the agreement is too low.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from pathlib import Path
@@ -21,6 +22,18 @@ from emolens.errors import ExportError
 logger = logging.getLogger(__name__)
 
 MIN_TOP1_AGREEMENT = 0.97
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantiser logs dozens of INFO/WARNING lines through the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def quantize_int8(
@@ -68,7 +81,7 @@ def quantize_int8(
             batch = next(self._batches, None)
             return None if batch is None else {input_name: batch.astype(np.float32)[:, None]}
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         prepared, quantised = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_model), str(prepared))
         # The softmax stays in float (8-bit probabilities would not even sum to 1), and so does
