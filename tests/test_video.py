@@ -109,6 +109,18 @@ def test_cancel_leaves_nothing(clip, recognizer, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_encoder_failure_reaches_the_caller(clip, recognizer, tmp_path, monkeypatch):
+    from emolens.inference import video
+
+    def broken(self, image, pts):
+        raise RuntimeError("encoder exploded")
+
+    monkeypatch.setattr(video._AnnotatedWriter, "_to_frame", broken)  # fails on the encoder thread
+    with pytest.raises(RuntimeError, match="encoder exploded"):
+        process_video(clip, recognizer, target=tmp_path / "out.mp4", csv_path=tmp_path / "f.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_video_info(clip):
     info = VideoInfo.from_path(clip)
     assert (info.width, info.height, info.frames, info.has_audio) == (352, 240, 20, True)
