@@ -76,7 +76,7 @@ def bench_onnx(model_path: str | None, threads: int) -> dict:
         "ms_per_face_batch1_p95": 1000 * float(np.percentile(times, 95)),
         "faces_per_s_batch64": 64 / batch_s,
         "tta_flip_in_model": clf.flip_in_model,
-        "views_per_face": clf.metadata.get("tta_views", "face, mirror" if clf.flip_in_model else "face"),
+        "views_per_face": clf.views_in_model,
         "quantization": clf.metadata.get("quantization", "none (float32)"),
     }
 

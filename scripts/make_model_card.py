@@ -46,7 +46,8 @@ def main() -> None:
         robustness[name] = evaluate(args.model, test.images, test.labels, perturbation=name)["accuracy"]
     from emolens.inference.classifier import EmotionClassifier
 
-    meta = EmotionClassifier(args.model).metadata
+    classifier = EmotionClassifier(args.model)
+    meta = classifier.metadata
     best_epoch = int(meta.get("epoch", 0))
     wall_s = sum(h["epoch_s"] for h in history)
     card = {
@@ -78,8 +79,8 @@ def main() -> None:
         "training_wall_time_s": round(wall_s),
         "training_wall_clock_s": round(args.wall_clock_s) if args.wall_clock_s else None,
         "machine": describe_machine() + ", no GPU",
-        "tta_flip_in_model": meta.get("tta_flip") == "true",
-        "tta_views_in_model": meta.get("tta_views", "face, mirror" if meta.get("tta_flip") == "true" else "face"),
+        "tta_flip_in_model": classifier.flip_in_model,
+        "tta_views_in_model": classifier.views_in_model,
         "quantization": meta.get("quantization", "none (float32)"),
         "publictest": {k: clean[k] for k in ("accuracy", "macro_f1", "n", "per_class", "confusion_matrix")},
         "robustness_accuracy": robustness,

@@ -66,6 +66,8 @@ class EmotionClassifier:
             )
         self._input = self._session.get_inputs()[0].name
         self.flip_in_model = self.metadata.get("tta_flip") == "true"
+        # Models exported before view sets existed only say whether the mirror is averaged in.
+        self.views_in_model = self.metadata.get("tta_views", "face, mirror" if self.flip_in_model else "face")
         self.tta = tta and not self.flip_in_model
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
