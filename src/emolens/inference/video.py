@@ -264,7 +264,7 @@ class _AnnotatedWriter:
         self.out_video.width = self.info.width // 2 * 2  # yuv420p needs even sides
         self.out_video.height = self.info.height // 2 * 2
         self.out_video.pix_fmt = "yuv420p"
-        # superfast: half of veryfast's encode time at 720p for files ~1.3x larger; the
+        # superfast: 3.3 instead of veryfast's 4.7 ms per 720p frame, files 1.33x larger; the
         # encoder was the largest cost of a video job after the detector.
         self.out_video.options = {"preset": "superfast", "crf": "23", "movflags": "+faststart"}
         self.out_video.codec_context.time_base = self.in_video.time_base
@@ -329,7 +329,7 @@ class _AnnotatedWriter:
         import av
 
         h, w = self.out_video.height, self.out_video.width
-        # OpenCV converts BGR to I420 ~9x faster than PyAV's swscale path (0.6 vs 5 ms at 720p).
+        # OpenCV converts BGR to I420 4x faster than PyAV's swscale path (0.37 vs 1.63 ms at 720p).
         yuv = cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_BGR2YUV_I420)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = pts, self.in_video.time_base
