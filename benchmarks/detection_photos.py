@@ -104,6 +104,7 @@ def main() -> None:
         "retinaface (default, threshold 0.7)": dict(name="retinaface"),
         "retinaface, threshold 0.6": dict(name="retinaface", score_threshold=0.6),
         "retinaface, threshold 0.5": dict(name="retinaface", score_threshold=0.5),
+        "retinaface, --detect-size 320": dict(name="retinaface", max_side=320),
         "haar (tuned)": dict(name="haar"),
     }
     result: dict = {"machine": describe_machine(), "photos": len(photos), "face_free": len(face_free)}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from emolens.cli import main
@@ -79,6 +80,7 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
         (["evaluate", "--data", "/nonexistent/fer2013.csv"], "data set not found: /nonexistent/fer2013.csv"),
         (["export", "/nonexistent/best.pt", "-o", "x.onnx"], "checkpoint not found"),
         (["train", "--data", "/nonexistent", "--out", "OUT"], "data set not found"),
+        (["predict", "x.png", "--detect-size", "10"], "--detect-size must be at least 64 pixels, got 10"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -99,6 +101,31 @@ def test_predict_json_and_annotate(tiny_onnx, astronaut_bgr, tmp_path, capsys):
     (face,) = result["faces"]
     assert set(face) == {"box", "emotion", "confidence", "scores"} and len(face["box"]) == 4
     assert (tmp_path / "ann" / "astronaut_emolens.png").stat().st_size > 0
+
+
+def test_predict_detect_size(tiny_onnx, astronaut_bgr, tmp_path, capsys, monkeypatch):
+    """Detecting on a 4x smaller frame finds the same face, boxed in the input's pixels."""
+    import cv2
+
+    from emolens.inference.detector import RetinaFaceDetector
+
+    prepare, sizes = RetinaFaceDetector._prepare, []
+
+    def spy(self, frame):
+        blob, scale = prepare(self, frame)
+        sizes.append(blob.shape[2:])
+        return blob, scale
+
+    monkeypatch.setattr(RetinaFaceDetector, "_prepare", spy)
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.resize(astronaut_bgr, (1024, 1024)))
+    boxes = []
+    for size in ("1024", "256"):
+        assert main(["predict", str(photo), "--model", str(tiny_onnx), "--json", "--detect-size", size]) == 0
+        (face,) = json.loads(capsys.readouterr().out)[0]["faces"]
+        boxes.append(np.array(face["box"]))
+    assert sizes == [(1024, 1024), (256, 256)]
+    assert np.abs(boxes[0] - boxes[1]).max() <= 0.08 * (boxes[0][2] - boxes[0][0])
 
 
 def test_predict_bad_inputs(tiny_onnx, tmp_path, capsys):

@@ -90,6 +90,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_detector_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
+    p.add_argument(
+        "--detect-size",
+        type=int,
+        metavar="PX",
+        help="detect on frames downscaled to this longer side (default 640): 320 is ~3x faster"
+        " and still finds faces of 48 px and more in 640x480 frames",
+    )
+
+
+def _recognizer(args: argparse.Namespace):
+    from emolens.inference.detector import create_detector
+    from emolens.inference.recognizer import EmotionRecognizer
+
+    if args.detect_size is not None and args.detect_size < 64:
+        raise ValueError(f"--detect-size must be at least 64 pixels, got {args.detect_size}")
+    options = {} if args.detect_size is None else {"max_side": args.detect_size}
+    return EmotionRecognizer(args.model, detector=create_detector(args.detector, **options))
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -97,9 +118,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from emolens.inference.annotate import draw_results
     from emolens.inference.images import read_image
-    from emolens.inference.recognizer import EmotionRecognizer
 
-    recognizer = EmotionRecognizer(args.model, detector=args.detector)
+    recognizer = _recognizer(args)
     results, failed = [], 0
     for path in args.images:
         try:
@@ -130,14 +150,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from emolens.inference.recognizer import EmotionRecognizer
     from emolens.inference.video import process_video
 
     source = Path(args.input)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
     target = args.output or str(source.with_name(source.stem + "_emolens.mp4"))
-    recognizer = EmotionRecognizer(args.model, detector=args.detector)
+    recognizer = _recognizer(args)
     result = process_video(
         source,
         recognizer,
@@ -253,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies into DIR")
-    p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
+    _add_detector_args(p)
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_predict)
 
@@ -264,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="F", help="per-frame results and per-face summary as JSON")
     p.add_argument("--plot", metavar="F", help="timeline of emotions per face as PNG")
     p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame")
-    p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
+    _add_detector_args(p)
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_video)
 

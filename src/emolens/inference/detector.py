@@ -155,27 +155,32 @@ class RetinaFaceDetector:
             self._anchors[key] = np.concatenate(parts).astype(np.float32)
         return self._anchors[key]
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """The network's input for ``frame`` (1, 3, h, w) float, and the scale it was resized by."""
         bgr = (
             cv2.cvtColor(_gray(frame), cv2.COLOR_GRAY2BGR)
             if frame.ndim == 2 or frame.shape[2] == 1
             else frame[:, :, :3]
         )
-        h0, w0 = bgr.shape[:2]
-        scale = min(1.0, self.max_side / max(h0, w0))
+        scale = min(1.0, self.max_side / max(bgr.shape[:2]))
         small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
         if self.equalize_dark and _gray(small).mean() < 80:  # dim frame: equalise lightness, keep colour
             lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
             lab[:, :, 0] = brighten_if_dark(lab[:, :, 0])
             small = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
-        h, w = small.shape[:2]
-        x = (small.astype(np.float32) - self._MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf, _ = self._session.run(None, {"input": np.ascontiguousarray(x)})
+        # blobFromImage: NCHW float minus the mean in one pass (0.5 ms at 640x480; numpy took ~2.5)
+        blob = cv2.dnn.blobFromImage(np.ascontiguousarray(small), 1.0, None, self._MEAN_BGR.tolist(), False, False)
+        return blob, scale
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, scale = self._prepare(frame)
+        h0, w0 = frame.shape[:2]
+        loc, conf, _ = self._session.run(None, {"input": x})
         scores = conf[0, :, 1]
         keep = scores > self.score_threshold
         if not keep.any():
             return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
-        anchors, loc, scores = self._anchors_for(h, w)[keep], loc[0][keep], scores[keep]
+        anchors, loc, scores = self._anchors_for(*x.shape[2:])[keep], loc[0][keep], scores[keep]
         centre = anchors[:, :2] + loc[:, :2] * 0.1 * anchors[:, 2:]
         size = anchors[:, 2:] * np.exp(loc[:, 2:] * 0.2)
         boxes = np.concatenate([centre - size / 2, centre + size / 2], 1) / scale
