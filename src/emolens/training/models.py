@@ -119,6 +119,11 @@ def vggface48(num_classes: int = 7, **kwargs) -> nn.Module:
     return VggFace48(num_classes=num_classes, **kwargs)
 
 
+def vggface48_mid(num_classes: int = 7, **kwargs) -> nn.Module:
+    """1.25x the default's channels (~1.5x its multiply-adds): fits 2 ms per face in int8 with the mirror view."""
+    return VggFace48(num_classes=num_classes, widths=(40, 80, 160, 320), **kwargs)
+
+
 def vggface48_wide(num_classes: int = 7, **kwargs) -> nn.Module:
     return VggFace48(num_classes=num_classes, widths=(48, 96, 192, 384), **kwargs)
 
@@ -131,6 +136,7 @@ def vggface48_tiny(num_classes: int = 7, **kwargs) -> nn.Module:
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "seed2020": seed2020,
     "vggface48": vggface48,
+    "vggface48_mid": vggface48_mid,
     "vggface48_wide": vggface48_wide,
     "vggface48_tiny": vggface48_tiny,
 }
