@@ -97,7 +97,7 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="PX",
         help="detect on frames downscaled to this longer side (default 640): 320 is ~3x faster"
-        " and still finds faces of 48 px and more in 640x480 frames",
+        " but may miss faces under ~40 px in a 640x480 frame",
     )
 
 
