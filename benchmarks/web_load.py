@@ -1,6 +1,6 @@
 """Web server load and fuzz run over loopback (run by hand; figures go in the README).
 
-    python benchmarks/web_load.py [--seconds 15]
+    python benchmarks/web_load.py [--seconds 15] [--fuzz N] [--detect-size PX]
 
 Starts `emolens serve` on a free loopback port with a temporary data dir, then measures:
 live WebSocket round trips for 1, 4 and 8 clients streaming 640x480 JPEG frames at up to
@@ -176,6 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--fuzz", type=int, default=540)
+    parser.add_argument("--detect-size", type=int, help="passed to `emolens serve`")
     args = parser.parse_args()
     frame = face_frame(640, 480, 1)
     jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
@@ -187,7 +188,8 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "emolens.cli", "serve", "--port", str(port), "--data-dir", f"{tmp}/data"],
+            [sys.executable, "-m", "emolens.cli", "serve", "--port", str(port), "--data-dir", f"{tmp}/data"]
+            + (["--detect-size", str(args.detect_size)] if args.detect_size else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -36,6 +36,17 @@ def test_post_image(client, astronaut_bgr):
     assert set(face) == {"box", "emotion", "confidence", "scores"} and set(face["scores"]) == set(EMOTIONS)
 
 
+def test_detector_options_reach_the_recognizer(app, client, astronaut_bgr):
+    """`emolens serve --detector retinaface --detect-size 256` ends up in these two settings."""
+    app.config.update(DETECTOR="retinaface", DETECTOR_OPTIONS={"max_side": 256})
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(jpeg_bytes(astronaut_bgr)), "a.jpg")})
+    assert r.status_code == 200 and len(r.get_json()["faces"]) == 1
+    with app.app_context():
+        from emolens.web.extensions import get_recognizer
+
+        assert get_recognizer().detector.max_side == 256
+
+
 @pytest.mark.parametrize(
     "data, status, code",
     [

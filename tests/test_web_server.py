@@ -37,6 +37,8 @@ class Server:
             str(data_dir),
             "--model",
             str(model),
+            "--detect-size",  # the flag's path from the command line to the live recognizer
+            "320",
         ] + (["--token", token] if token else [])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60

@@ -101,14 +101,19 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _detector_options(args: argparse.Namespace) -> dict:
+    if args.detect_size is None:
+        return {}
+    if args.detect_size < 64:
+        raise ValueError(f"--detect-size must be at least 64 pixels, got {args.detect_size}")
+    return {"max_side": args.detect_size}
+
+
 def _recognizer(args: argparse.Namespace):
     from emolens.inference.detector import create_detector
     from emolens.inference.recognizer import EmotionRecognizer
 
-    if args.detect_size is not None and args.detect_size < 64:
-        raise ValueError(f"--detect-size must be at least 64 pixels, got {args.detect_size}")
-    options = {} if args.detect_size is None else {"max_side": args.detect_size}
-    return EmotionRecognizer(args.model, detector=create_detector(args.detector, **options))
+    return EmotionRecognizer(args.model, detector=create_detector(args.detector, **_detector_options(args)))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -183,7 +188,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from emolens.web import create_app
 
     token = args.token or os.environ.get("EMOLENS_TOKEN")
-    settings = {"TOKEN": token, "MAX_WORKERS": args.workers, "JOB_RETENTION_DAYS": args.retention_days}
+    settings = {
+        "TOKEN": token,
+        "MAX_WORKERS": args.workers,
+        "JOB_RETENTION_DAYS": args.retention_days,
+        "DETECTOR": args.detector,
+        "DETECTOR_OPTIONS": _detector_options(args),
+    }
     if args.data_dir:
         settings["DATA_DIR"] = args.data_dir
     if args.model:
@@ -293,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="jobs database and files (default: the user's data directory)")
     p.add_argument("--token", help="require this token on every page, API call and WebSocket (or EMOLENS_TOKEN)")
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    _add_detector_args(p)
     p.add_argument("--workers", type=int, default=1, help="video jobs processed at once")
     p.add_argument("--retention-days", type=float, default=7, help="delete jobs and their files after this long")
     p.add_argument("--threads", type=int, default=32, help="request threads (each live client holds one)")

@@ -2,6 +2,7 @@
 
 MODEL_PATH = None  # None: the model shipped in the package
 DETECTOR = "retinaface"
+DETECTOR_OPTIONS: dict = {}  # e.g. {"max_side": 320}: `emolens serve --detect-size 320`
 DATA_DIR = None  # None: the user's data directory (platformdirs)
 TOKEN = None  # or the EMOLENS_TOKEN environment variable; None = open
 MAX_CONTENT_LENGTH = 200 * 1024 * 1024  # bytes per request (413 above)

@@ -6,6 +6,7 @@ import threading
 
 from flask import Flask, current_app
 
+from emolens.inference.detector import create_detector
 from emolens.inference.recognizer import EmotionRecognizer
 
 
@@ -20,7 +21,7 @@ def get_recognizer() -> EmotionRecognizer:
     if ext["emolens_recognizer"] is None:
         with ext["emolens_lock"]:
             if ext["emolens_recognizer"] is None:
-                ext["emolens_recognizer"] = EmotionRecognizer(
-                    current_app.config["MODEL_PATH"], detector=current_app.config["DETECTOR"]
-                )
+                config = current_app.config
+                detector = create_detector(config["DETECTOR"], **config["DETECTOR_OPTIONS"])
+                ext["emolens_recognizer"] = EmotionRecognizer(config["MODEL_PATH"], detector=detector)
     return ext["emolens_recognizer"]
