@@ -93,22 +93,18 @@ def summarise(predicted, labels: np.ndarray) -> dict:
 
 
 def emolens_side(frames: dict[str, np.ndarray], faces, labels) -> dict:
+    from pipeline import SETUPS, recognizer_for
+
     from emolens import EmotionRecognizer
     from emolens.inference.annotate import draw_results
-    from emolens.inference.detector import create_detector
 
-    setups = {
-        "retinaface (default)": ("retinaface", {}),
-        "retinaface, --detect-size 320": ("retinaface", {"max_side": 320}),
-        "haar": ("haar", {}),
-    }
     result: dict = {}
-    for label, (name, options) in setups.items():
-        recognizer = EmotionRecognizer(detector=create_detector(name, **options))
+    for setup in SETUPS:
+        recognizer = recognizer_for(setup)
         for key, frame in frames.items():
             found = len(recognizer(frame))
             ms = timeit(lambda r=recognizer, f=frame: draw_results(f, r(f)))
-            result[f"emolens ({label}), {key}, found {found}"] = round(1000 / ms, 1)
+            result[f"emolens ({setup}), {key}, found {found}"] = round(1000 / ms, 1)
     if faces is not None:
         scores = EmotionRecognizer().classify(faces)
         result["publictest"] = summarise(scores.argmax(1), labels)
@@ -159,7 +155,7 @@ def main() -> None:
     fps = result["frames_per_s"]
     for key in frames:
         fer_default = next(v for k, v in fps.items() if k.startswith("fer (Haar") and f", {key}," in k)
-        for label in ("retinaface (default)", "retinaface, --detect-size 320"):
+        for label in ("retinaface", "retinaface --detect-size 320"):
             ours_fps = next(v for k, v in fps.items() if k.startswith(f"emolens ({label})") and f", {key}," in k)
             result[f"ratio emolens {label} / fer default, {key}"] = round(ours_fps / fer_default, 1)
     emit(result, args.json)

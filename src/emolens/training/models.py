@@ -120,7 +120,7 @@ def vggface48(num_classes: int = 7, **kwargs) -> nn.Module:
 
 
 def vggface48_mid(num_classes: int = 7, **kwargs) -> nn.Module:
-    """1.25x the default's channels (~1.5x its multiply-adds): fits 2 ms per face in int8 with the mirror view."""
+    """1.25x the default's channels (~1.5x its multiply-adds); tried for the shipped model, see its card."""
     return VggFace48(num_classes=num_classes, widths=(40, 80, 160, 320), **kwargs)
 
 

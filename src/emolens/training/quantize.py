@@ -3,9 +3,9 @@
 Static QDQ quantisation (int8 weights per channel, uint8 activations calibrated on real
 faces) made the shipped CNN 2.5x faster on this 2-core EPYC (2.74 -> 1.11 ms per face with
 the mirror view), which is what lets it average each face with its mirror image and still
-stay within 2 ms per face. A
-quantised model must agree with the float one; ``quantize_int8`` measures that on faces it
-did not calibrate on and refuses the result when the agreement is too low.
+stay within 2 ms per face. A quantised model must agree with the float one;
+``quantize_int8`` measures that on faces it did not calibrate on and refuses the result when
+the agreement is too low.
 """
 
 from __future__ import annotations
