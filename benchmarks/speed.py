@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py                # all
     python benchmarks/speed.py --skip-train   # inference only (no torch needed)
+    python benchmarks/speed.py --archs vggface48 --compile   # also torch.compile'd bf16
 
 Training: img/s of one optimisation step (forward, backward, SGD) on batches of 128
 random 48x48 faces, fp32 vs bfloat16 autocast + channels_last, per architecture.
@@ -22,7 +23,7 @@ import numpy as np
 from emolens._machine import describe_machine
 
 
-def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8) -> float:
+def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8, compile: bool = False) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -35,6 +36,8 @@ def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8) -> floa
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if compile:
+        model = torch.compile(model)  # inductor; the first steps below pay for compiling
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -86,6 +89,7 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--model", help="ONNX model (default: shipped)")
     parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48"])
+    parser.add_argument("--compile", action="store_true", help="also time bf16 + channels_last under torch.compile")
     args = parser.parse_args()
     result = {"machine": describe_machine()}
     if not args.skip_train:
@@ -93,10 +97,10 @@ def main() -> None:
 
         torch.set_num_threads(os.cpu_count() or 1)
         result["torch"] = torch.__version__
+        modes = ["fp32", "bf16_channels_last"] + (["bf16_channels_last_compiled"] if args.compile else [])
         result["train_img_per_s"] = {
             arch: {
-                mode: round(bench_train(arch, mode == "bf16_channels_last"), 1)
-                for mode in ("fp32", "bf16_channels_last")
+                mode: round(bench_train(arch, mode != "fp32", compile=mode.endswith("compiled")), 1) for mode in modes
             }
             for arch in args.archs
         }
