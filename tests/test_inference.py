@@ -200,3 +200,21 @@ def test_decompression_bomb_refused_from_the_header():
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
     with pytest.raises(ImageDecodeError, match="30000x30000 is over the 50 MP limit|over the 50 MP limit"):
         decode_image(png, name="bomb.png")
+
+
+def _spin_settings(session) -> tuple[str, str]:
+    options = session.get_session_options()
+    return tuple(
+        options.get_session_config_entry(key)
+        for key in ("session.intra_op.allow_spinning", "session.force_spinning_stop")
+    )
+
+
+def test_sessions_spin_only_within_a_run_unless_told_not_to(monkeypatch):
+    from emolens.inference import _ort
+    from emolens.inference.classifier import default_model_path
+
+    monkeypatch.setattr(_ort, "_spinning", True)
+    assert _spin_settings(_ort.cpu_session(default_model_path())) == ("1", "1")
+    _ort.set_spinning(False)
+    assert _spin_settings(_ort.cpu_session(default_model_path())) == ("0", "1")

@@ -165,3 +165,22 @@ def test_tracker_ids_and_smoothing():
     assert b[0].face.scores["happy"] == pytest.approx(0.5)  # smoothed: (0.9 + 0.1) / 2
     c = tracker.update([_face(400, 0.9)])  # a new face far away
     assert c[0].track_id == 3
+
+
+def test_cli_video(clip, tiny_onnx, tmp_path, capsys, monkeypatch):
+    from emolens.cli import main
+    from emolens.inference import _ort
+
+    monkeypatch.setattr(_ort, "_spinning", True)  # restored after the test
+    out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
+    args = ["video", str(clip), "-o", str(out), "--csv", str(table), "--model", str(tiny_onnx), "--detector", "haar"]
+    assert main(args) == 0
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in container.decode(video=0)) == 20
+    with table.open() as rows:
+        assert len(list(csv.DictReader(rows))) > 0
+    assert _ort._spinning is False  # the decoder and encoder threads get the cores between runs
+    capsys.readouterr()
+    assert main(["video", str(tmp_path / "missing.mp4"), "--model", str(tiny_onnx)]) == 1
+    assert "missing.mp4" in capsys.readouterr().err

@@ -155,12 +155,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from emolens.inference._ort import set_spinning
     from emolens.inference.video import process_video
 
     source = Path(args.input)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
     target = args.output or str(source.with_name(source.stem + "_emolens.mp4"))
+    set_spinning(False)  # the decoder and encoder threads need the cores between runs
     recognizer = _recognizer(args)
     result = process_video(
         source,

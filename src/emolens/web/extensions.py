@@ -6,6 +6,7 @@ import threading
 
 from flask import Flask, current_app
 
+from emolens.inference._ort import set_spinning
 from emolens.inference.detector import create_detector
 from emolens.inference.recognizer import EmotionRecognizer
 
@@ -22,6 +23,7 @@ def get_recognizer() -> EmotionRecognizer:
         with ext["emolens_lock"]:
             if ext["emolens_recognizer"] is None:
                 config = current_app.config
+                set_spinning(False)  # requests, live sockets and jobs run these sessions at once
                 detector = create_detector(config["DETECTOR"], **config["DETECTOR_OPTIONS"])
                 ext["emolens_recognizer"] = EmotionRecognizer(config["MODEL_PATH"], detector=detector)
     return ext["emolens_recognizer"]
