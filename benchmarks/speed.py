@@ -23,7 +23,7 @@ import numpy as np
 from emolens._machine import describe_machine
 
 
-def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8, compile: bool = False) -> float:
+def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8, compiled: bool = False) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -36,7 +36,7 @@ def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8, compile
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    if compile:
+    if compiled:
         model = torch.compile(model)  # inductor; the first steps below pay for compiling
 
     def step():
@@ -100,7 +100,7 @@ def main() -> None:
         modes = ["fp32", "bf16_channels_last"] + (["bf16_channels_last_compiled"] if args.compile else [])
         result["train_img_per_s"] = {
             arch: {
-                mode: round(bench_train(arch, mode != "fp32", compile=mode.endswith("compiled")), 1) for mode in modes
+                mode: round(bench_train(arch, mode != "fp32", compiled=mode.endswith("compiled")), 1) for mode in modes
             }
             for arch in args.archs
         }

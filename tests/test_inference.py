@@ -210,11 +210,10 @@ def _spin_settings(session) -> tuple[str, str]:
     )
 
 
-def test_sessions_spin_only_within_a_run_unless_told_not_to(monkeypatch):
+def test_sessions_spin_only_within_a_run_unless_told_not_to():
     from emolens.inference import _ort
     from emolens.inference.classifier import default_model_path
 
-    monkeypatch.setattr(_ort, "_spinning", True)
     assert _spin_settings(_ort.cpu_session(default_model_path())) == ("1", "1")
     _ort.set_spinning(False)
     assert _spin_settings(_ort.cpu_session(default_model_path())) == ("0", "1")

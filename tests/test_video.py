@@ -167,11 +167,10 @@ def test_tracker_ids_and_smoothing():
     assert c[0].track_id == 3
 
 
-def test_cli_video(clip, tiny_onnx, tmp_path, capsys, monkeypatch):
+def test_cli_video(clip, tiny_onnx, tmp_path, capsys):
     from emolens.cli import main
     from emolens.inference import _ort
 
-    monkeypatch.setattr(_ort, "_spinning", True)  # restored after the test
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
     args = ["video", str(clip), "-o", str(out), "--csv", str(table), "--model", str(tiny_onnx), "--detector", "haar"]
     assert main(args) == 0
