@@ -39,11 +39,12 @@ def test_short_run_learns_and_writes_everything(tiny_folder, tmp_path):
     assert json.loads((out / "config.json").read_text())["arch"] == "vggface48_tiny"
 
 
-def test_resume_continues_exactly(tiny_folder, tmp_path):
+@pytest.mark.parametrize("mixup", [0.0, 0.4])
+def test_resume_continues_exactly(tiny_folder, tmp_path, mixup):
     full = tmp_path / "full"
-    train(_config(tiny_folder, full))
+    train(_config(tiny_folder, full, mixup=mixup))
     split = tmp_path / "split"
-    train(_config(tiny_folder, split), stop_after=1)
+    train(_config(tiny_folder, split, mixup=mixup), stop_after=1)
     assert torch.load(split / "last.pt", weights_only=False)["epoch"] == 1
     # resumed with other settings on the command line: the saved ones win
     train(_config(tiny_folder, split, epochs=60, lr=0.5, arch="seed2020"), resume=True)
@@ -57,3 +58,12 @@ def test_resume_continues_exactly(tiny_folder, tmp_path):
 def test_resume_without_checkpoint_fails(tiny_folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(_config(tiny_folder, tmp_path / "none"), resume=True)
+
+
+def test_mixup_run_learns(tiny_folder, tmp_path):
+    out = tmp_path / "mix"
+    best = train(_config(tiny_folder, out, epochs=6, augment=False, ema_decay=0.0, mixup=0.4))
+    history = json.loads((out / "metrics.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert best["accuracy"] > 1 / 7 + 0.1
+    assert json.loads((out / "config.json").read_text())["mixup"] == 0.4

@@ -23,6 +23,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (with warm-up) | plateau (the origin's ReduceLROnPlateau)
     warmup_epochs: float = 2.0
     label_smoothing: float = 0.1
+    mixup: float = 0.0  # Beta(a, a) mixing of face pairs and their labels; 0 disables
     ema_decay: float = 0.999  # 0 disables the weight EMA
     augment: bool = True
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
