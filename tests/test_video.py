@@ -183,3 +183,15 @@ def test_cli_video(clip, tiny_onnx, tmp_path, capsys):
     capsys.readouterr()
     assert main(["video", str(tmp_path / "missing.mp4"), "--model", str(tiny_onnx)]) == 1
     assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_stream_detection_finds_the_faces_that_every_frame_detection_finds(clip, tiny_onnx):
+    from emolens.inference.tracker import iou
+
+    recognizer = EmotionRecognizer(tiny_onnx, detector="retinaface")
+    whole = process_video(clip, recognizer, full_every=1).records
+    stream = process_video(clip, recognizer).records  # the whole frame every 10th, regions between
+    assert len(whole) == 20 and [r["frame"] for r in stream] == [r["frame"] for r in whole]
+    assert {r["track_id"] for r in stream} == {r["track_id"] for r in whole}
+    for a, b in zip(stream, whole):
+        assert iou(np.array(a["box"]), np.array(b["box"]))[0, 0] > 0.7, a["frame"]

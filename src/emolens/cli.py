@@ -14,7 +14,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from emolens.training.config import RECIPES, TrainConfig
 
     values = dict(RECIPES[args.recipe])
-    for name in ("arch", "epochs", "batch_size", "lr", "seed", "optimizer", "threads"):
+    for name in ("arch", "epochs", "batch_size", "lr", "seed", "optimizer", "threads", "mixup"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     if args.no_bf16:
@@ -172,6 +172,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
         json_path=args.json,
         plot_path=args.plot,
         every_nth=args.every,
+        full_every=args.full_every,
         show_progress=True,
     )
     print(f"wrote {target}: {result.frames_processed} frames analysed, {len(result.summary()['tracks'])} face track(s)")
@@ -251,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--mixup", type=float, metavar="ALPHA", help="mix pairs of faces and their labels, weights ~ Beta(ALPHA, ALPHA)"
+    )
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--no-bf16", action="store_true", help="train in plain fp32")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt with the settings it was started with")
@@ -296,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="F", help="per-frame results and per-face summary as JSON")
     p.add_argument("--plot", metavar="F", help="timeline of emotions per face as PNG")
     p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame")
+    p.add_argument(
+        "--full-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="search the whole frame for new faces every N frames, between only around known ones (1: always)",
+    )
     _add_detector_args(p)
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.set_defaults(func=_cmd_video)

@@ -161,6 +161,7 @@ def process_video(
     json_path: str | os.PathLike | None = None,
     plot_path: str | os.PathLike | None = None,
     every_nth: int = 1,
+    full_every: int = 10,
     smoothing: float = 0.6,
     on_progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
@@ -174,6 +175,8 @@ def process_video(
         target: annotated H.264 MP4 to write (audio kept when it can be copied).
         csv_path, json_path, plot_path: per-frame CSV, JSON (records + summary), timeline PNG.
         every_nth: analyse every Nth frame; the frames between reuse the last faces.
+        full_every: search the whole frame for faces at least every this many video frames,
+            and between only around the known faces (1: the whole frame every time).
         smoothing: weight of the past in each track's moving average of scores.
         on_progress: called with (frames done, frames expected) after each frame.
         cancel: set it to stop; raises Cancelled and writes nothing.
@@ -184,7 +187,10 @@ def process_video(
     """
     if every_nth < 1:
         raise ValueError(f"every_nth must be >= 1, got {every_nth}")
+    if full_every < 1:
+        raise ValueError(f"full_every must be >= 1, got {full_every}")
     info = VideoInfo.from_path(source)
+    recognizer = recognizer.for_stream(full_every=max(1, full_every // every_nth))
     tracker = FaceTracker(max_missed=max(3, 10 // every_nth), smoothing=smoothing)
     records: list[dict] = []
     temps: list[tuple[Path, Path]] = []

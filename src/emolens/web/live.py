@@ -36,7 +36,7 @@ def _newest(ws, first):
 def live(ws):
     from emolens.web.extensions import get_recognizer
 
-    recognizer = get_recognizer()
+    recognizer = get_recognizer().for_stream()  # this connection's frames, in order
     tracker = FaceTracker(smoothing=0.6, max_missed=5)
     limit = current_app.config["LIVE_MAX_FRAME_BYTES"]
     try:
@@ -48,6 +48,7 @@ def live(ws):
             if isinstance(message, str):  # control messages: {"type": "reset"}
                 if message.strip().startswith("{") and json.loads(message).get("type") == "reset":
                     tracker = FaceTracker(smoothing=0.6, max_missed=5)
+                    recognizer.detector.reset()
                 continue
             t0 = time.perf_counter()
             if len(message) > limit:

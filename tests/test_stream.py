@@ -1,0 +1,104 @@
+"""StreamDetector: whole-frame passes now and then, face regions between, same faces as every-frame detection."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from emolens.inference.detector import create_detector
+from emolens.inference.recognizer import EmotionRecognizer
+from emolens.inference.stream import StreamDetector
+from emolens.inference.tracker import iou
+
+
+class CountingDetector:
+    """Wraps a detector and records the size of every image it is given."""
+
+    def __init__(self, detector):
+        self.detector, self.sizes = detector, []
+
+    def detect(self, image):
+        self.sizes.append(image.shape[:2])
+        return self.detector.detect(image)
+
+
+@pytest.fixture(scope="module")
+def retinaface():
+    return create_detector("retinaface")
+
+
+def _clip(astronaut_bgr, n: int, *, second_from: int | None = None) -> list[np.ndarray]:
+    """640x480 frames: the astronaut's face drifting right; from ``second_from`` on, its mirror image too."""
+    face = cv2.resize(astronaut_bgr[0:256, 100:356], (160, 160))
+    frames = []
+    for i in range(n):
+        frame = np.full((480, 640, 3), 100, np.uint8)
+        x, y = 30 + 5 * i, 150 + (i % 4)
+        frame[y : y + 160, x : x + 160] = face
+        if second_from is not None and i >= second_from:
+            frame[60:220, 440:600] = face[:, ::-1]
+        frames.append(frame)
+    return frames
+
+
+def _whole(sizes) -> int:
+    return sum(size == (480, 640) for size in sizes)
+
+
+def test_same_faces_as_every_frame_detection_at_a_fraction_of_whole_frame_passes(retinaface, astronaut_bgr):
+    frames = _clip(astronaut_bgr, 30)
+    counting = CountingDetector(retinaface)
+    stream = StreamDetector(counting, full_every=10)
+    for frame in frames:
+        expected, _ = retinaface.detect(frame)
+        found, scores = stream.detect(frame)
+        assert len(expected) == 1 and len(found) == 1 and scores[0] > 0.7
+        assert iou(found, expected)[0, 0] > 0.7
+    assert _whole(counting.sizes) == 3  # frames 1, 11, 21
+    assert all(max(size) <= 128 for size in counting.sizes if size != (480, 640))
+
+
+def test_a_new_face_is_found_within_full_every_frames(retinaface, astronaut_bgr):
+    stream = StreamDetector(retinaface, full_every=5)
+    counts = [len(stream.detect(frame)[0]) for frame in _clip(astronaut_bgr, 12, second_from=2)]
+    assert counts[:2] == [1, 1]
+    assert counts[5:] == [2] * 7  # the pass on frame index 5 finds it, and the regions keep it
+
+
+def test_a_lost_face_sends_the_same_frame_to_a_whole_frame_pass(retinaface, astronaut_bgr):
+    frames = _clip(astronaut_bgr, 3)
+    counting = CountingDetector(retinaface)
+    stream = StreamDetector(counting, full_every=10)
+    stream.detect(frames[0])
+    blank = np.full_like(frames[0], 100)
+    found, _ = stream.detect(blank)
+    assert len(found) == 0 and counting.sizes[-1] == (480, 640)  # looked everywhere, found nothing
+    assert len(stream.detect(frames[2])[0]) == 1  # and nothing known: the next frame is a whole pass
+
+
+def test_full_every_one_is_every_frame_detection_and_reset_forgets(retinaface, astronaut_bgr):
+    counting = CountingDetector(retinaface)
+    stream = StreamDetector(counting, full_every=1)
+    for frame in _clip(astronaut_bgr, 4):
+        stream.detect(frame)
+    assert _whole(counting.sizes) == len(counting.sizes) == 4
+    counting.sizes.clear()
+    stream = StreamDetector(counting, full_every=10)
+    frames = _clip(astronaut_bgr, 3)
+    stream.detect(frames[0])
+    stream.reset()
+    stream.detect(frames[1])
+    assert _whole(counting.sizes) == 2
+    with pytest.raises(ValueError, match="full_every"):
+        StreamDetector(counting, full_every=0)
+
+
+def test_for_stream_shares_the_models_and_keeps_its_own_state(tiny_onnx, astronaut_bgr):
+    recognizer = EmotionRecognizer(tiny_onnx)
+    one, two = recognizer.for_stream(), recognizer.for_stream()
+    assert one.classifier is recognizer.classifier and one.detector.detector is recognizer.detector
+    assert one.detector is not two.detector and recognizer.detector is not one.detector
+    frame = _clip(astronaut_bgr, 1)[0]
+    a, b = one(frame), recognizer(frame)
+    assert len(a) == len(b) == 1 and a[0].emotion == b[0].emotion
