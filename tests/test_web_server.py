@@ -121,6 +121,10 @@ def test_live_websocket(server, astronaut_bgr):
         assert 1 <= len(answers) < 20
         assert sum(a["dropped"] for a in answers) + len(answers) == 20
         assert all(a["faces"][0]["track_id"] == 1 for a in answers)  # same face, same id
+        ws.send(json.dumps({"type": "reset"}))  # e.g. the camera changed: tracks and known faces go
+        ws.send(jpeg_bytes(astronaut_bgr[:, ::-1].copy()))
+        answer = json.loads(ws.receive(timeout=30))
+        assert [f["track_id"] for f in answer["faces"]] == [1]
     finally:
         ws.close()
 
