@@ -23,13 +23,26 @@ sock = Sock()
 
 
 def _newest(ws, first):
-    """Drop frames that queued up while the last one was processed."""
-    frame, dropped = first, 0
-    while True:
-        more = ws.receive(timeout=0)
-        if more is None:
-            return frame, dropped
-        frame, dropped = more, dropped + 1
+    """The newest frame that queued up while the last one was processed, how many frames
+    were dropped for it, and every control message (text) among them, in order: those are
+    never dropped (a reset followed at once by a frame must still reset)."""
+    frame, dropped, controls = None, 0, []
+    message = first
+    while message is not None:
+        if isinstance(message, str):
+            controls.append(message)
+        else:
+            dropped += frame is not None
+            frame = message
+        message = ws.receive(timeout=0)
+    return frame, dropped, controls
+
+
+def _is_reset(message: str) -> bool:
+    try:
+        return message.strip().startswith("{") and json.loads(message).get("type") == "reset"
+    except ValueError:
+        return False
 
 
 @sock.route("/ws/live")
@@ -44,11 +57,11 @@ def live(ws):
             message = ws.receive()
             if message is None:
                 continue
-            message, dropped = _newest(ws, message)
-            if isinstance(message, str):  # control messages: {"type": "reset"}
-                if message.strip().startswith("{") and json.loads(message).get("type") == "reset":
-                    tracker = FaceTracker(smoothing=0.6, max_missed=5)
-                    recognizer.detector.reset()
+            message, dropped, controls = _newest(ws, message)
+            if any(_is_reset(c) for c in controls):  # control messages: {"type": "reset"}
+                tracker = FaceTracker(smoothing=0.6, max_missed=5)
+                recognizer.detector.reset()
+            if message is None:
                 continue
             t0 = time.perf_counter()
             if len(message) > limit:
