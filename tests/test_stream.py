@@ -102,3 +102,15 @@ def test_for_stream_shares_the_models_and_keeps_its_own_state(tiny_onnx, astrona
     frame = _clip(astronaut_bgr, 1)[0]
     a, b = one(frame), recognizer(frame)
     assert len(a) == len(b) == 1 and a[0].emotion == b[0].emotion
+
+
+def test_a_smaller_frame_from_the_same_stream_is_searched_whole(retinaface, astronaut_bgr):
+    """A camera that switches resolution: known faces outside the new frame count as lost."""
+    stream = StreamDetector(retinaface, full_every=10)
+    frame = _clip(astronaut_bgr, 1)[0]
+    wide = np.full((480, 1280, 3), 100, np.uint8)
+    wide[:, 640:] = frame  # the face at x > 640
+    assert len(stream.detect(wide)[0]) == 1
+    found, _ = stream.detect(np.full((240, 320, 3), 100, np.uint8))
+    assert len(found) == 0
+    assert len(stream.detect(frame)[0]) == 1

@@ -68,6 +68,8 @@ class StreamDetector:
         half = max(box[2] - box[0], box[3] - box[1]) * self.region / 2
         x1, y1 = max(0, int(cx - half)), max(0, int(cy - half))
         x2, y2 = min(w, int(np.ceil(cx + half))), min(h, int(np.ceil(cy + half)))
+        if x2 - x1 < 2 or y2 - y1 < 2:  # outside this frame (its size changed): lost
+            return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
         scale = self.region_px / (2 * half)
         crop = cv2.resize(
             frame[y1:y2, x1:x2],
