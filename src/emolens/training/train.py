@@ -206,15 +206,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             if fast:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = labels[idx].to(device)
-            mix = _mixup_pairs(len(y), cfg.mixup, gen) if cfg.mixup > 0 else None
-            if mix is not None:
-                lam, partner = mix
-                x = lam * x + (1 - lam) * x[partner.to(device)]
+            if cfg.mixup > 0:
+                lam, partner = _mixup_pairs(len(y), cfg.mixup, gen)
+                partner = partner.to(device)
+                x = lam * x + (1 - lam) * x[partner]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                if mix is not None:
-                    other = F.cross_entropy(logits.float(), y[partner.to(device)], label_smoothing=cfg.label_smoothing)
+                logits = model(x).float()
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                if cfg.mixup > 0:
+                    other = F.cross_entropy(logits, y[partner], label_smoothing=cfg.label_smoothing)
                     loss = lam * loss + (1 - lam) * other
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -301,7 +301,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     return best
 
 
-@torch.no_grad()
 def _mixup_pairs(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch.Tensor]:
     """Mixup's weight for a batch and each face's partner, drawn from the epoch's generator.
 
@@ -314,6 +313,7 @@ def _mixup_pairs(n: int, alpha: float, gen: torch.Generator) -> tuple[float, tor
     return lam, torch.randperm(n, generator=gen)
 
 
+@torch.no_grad()
 def _update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
     d = min(decay, (1 + step) / (10 + step))  # short warm-up so early EMA is not stuck at init
     for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
