@@ -13,7 +13,7 @@ from emolens.inference.classifier import EmotionClassifier
 from emolens.labels import EMOTIONS
 from emolens.training import export as export_module
 from emolens.training.export import export_onnx, load_checkpoint
-from emolens.training.models import create_model
+from emolens.training.models import VggFace48, create_model
 
 
 @pytest.fixture
@@ -57,6 +57,18 @@ def test_export_metadata_and_parity(tiny_model, tmp_path, tta):
     for batch in (faces[:1], faces):  # dynamic batch
         np.testing.assert_allclose(clf.classify(batch), expected[: len(batch)], atol=atol)
     assert clf.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+
+
+def test_export_parity_of_a_residual_model(tmp_path):
+    torch.manual_seed(0)
+    model = VggFace48(widths=(4, 8, 8, 16), depths=(1, 1, 3, 3), hidden=16, residual=True).eval()
+    export_onnx(model, tmp_path / "r.onnx", arch="vggface48_res", tta=True)  # raises on a parity gap
+    assert any(node.op_type == "Add" for node in onnx.load(str(tmp_path / "r.onnx")).graph.node)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    with torch.no_grad():
+        x = torch.from_numpy(faces.astype(np.float32)).unsqueeze(1)
+        expected = torch.softmax((model(x) + model(x.flip(-1))) / 2, 1).numpy()
+    np.testing.assert_allclose(EmotionClassifier(tmp_path / "r.onnx").classify(faces), expected, atol=1e-4)
 
 
 def test_export_fails_loudly_on_parity_mismatch(tiny_model, tmp_path, monkeypatch):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emolens.training.models import DEFAULT_ARCH, count_parameters, create_model, list_models
+from emolens.training.models import DEFAULT_ARCH, Residual, VggFace48, count_parameters, create_model, list_models
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -33,3 +33,27 @@ def test_models_ignore_global_brightness_and_contrast():
     with torch.no_grad():
         a, b = model(face), model(face * 0.3 + 5)
     torch.testing.assert_close(a, b, atol=2e-2, rtol=0)  # eps=1 grey level differs slightly
+
+
+def test_residual_variant_keeps_weights_and_adds_identity_paths():
+    plain, res = create_model("vggface48"), create_model("vggface48_res")
+    assert count_parameters(res) == count_parameters(plain)
+    blocks = [m for m in res.modules() if isinstance(m, Residual)]
+    assert len(blocks) == 2  # the 12x12 and 6x6 stages: 3 convolutions each, the last two paired
+    assert not any(isinstance(m, Residual) for m in plain.modules())
+    # a block whose body outputs zero passes its input through unchanged
+    block = blocks[0].eval()
+    torch.nn.init.zeros_(block.body[-2].weight)
+    torch.nn.init.zeros_(block.body[-2].bias)
+    x = torch.rand(2, 128, 12, 12)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_residual_pairs_only_whole_pairs():
+    depths = [
+        sum(isinstance(m, torch.nn.Conv2d) for m in VggFace48(depths=(d,) * 4, residual=True).modules())
+        for d in (1, 2, 3, 4, 5)
+    ]
+    assert depths == [4, 8, 12, 16, 20]  # every convolution kept, whatever the depth
+    blocks = sum(isinstance(m, Residual) for m in VggFace48(depths=(1, 2, 4, 5), residual=True).modules())
+    assert blocks == 0 + 0 + 1 + 2
