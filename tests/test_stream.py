@@ -114,3 +114,30 @@ def test_a_smaller_frame_from_the_same_stream_is_searched_whole(retinaface, astr
     found, _ = stream.detect(np.full((240, 320, 3), 100, np.uint8))
     assert len(found) == 0
     assert len(stream.detect(frame)[0]) == 1
+
+
+def test_regions_in_one_batched_run_find_what_one_run_each_finds(retinaface, astronaut_bgr):
+    frame = _clip(astronaut_bgr, 1, second_from=0)[0]  # two faces
+    # squares of different sizes, as at a frame's edges: the batch pads them to the largest
+    crops = [
+        cv2.resize(frame[100:260, 0:200], (128, 102)),
+        cv2.resize(frame[0:280, 400:640], (110, 128)),
+        np.full((128, 128, 3), 100, np.uint8),
+    ]
+    batched = retinaface.detect_many(crops)
+    for crop, (boxes, scores) in zip(crops, batched):
+        expected, expected_scores = retinaface.detect(crop)
+        assert len(boxes) == len(expected)
+        if len(boxes):
+            assert iou(boxes, expected)[0, 0] > 0.9
+            np.testing.assert_allclose(scores, expected_scores, atol=0.02)
+    assert [len(b) for b, _ in batched] == [1, 1, 0]
+
+
+def test_a_stream_of_two_faces_is_the_same_batched_or_not(retinaface, astronaut_bgr):
+    frames = _clip(astronaut_bgr, 12, second_from=0)
+    batched, one_by_one = StreamDetector(retinaface), StreamDetector(CountingDetector(retinaface))
+    for frame in frames:
+        a, b = batched.detect(frame)[0], one_by_one.detect(frame)[0]
+        assert len(a) == len(b) == 2
+        assert np.all(iou(a, b).max(1) > 0.9)

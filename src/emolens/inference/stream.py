@@ -44,8 +44,14 @@ class StreamDetector:
         self._since_full += 1
         if len(self._boxes) == 0 or self._since_full >= self.full_every:
             return self._remember(*self.detector.detect(frame), full=True)
-        found = [self._detect_near(frame, box) for box in self._boxes]
-        if any(len(b) == 0 for b, _ in found):  # a face was lost: look everywhere now
+        squares = [self._square(frame, box) for box in self._boxes]
+        found = []
+        if all(crop is not None for crop, _ in squares):
+            crops = [crop for crop, _ in squares]
+            many = getattr(self.detector, "detect_many", None)  # RetinaFace: all squares in one run
+            detected = many(crops) if many else [self.detector.detect(crop) for crop in crops]
+            found = [self._nearest(d, box, where) for d, (_, where), box in zip(detected, squares, self._boxes)]
+        if not found or any(len(b) == 0 for b, _ in found):  # a face was lost: look everywhere now
             return self._remember(*self.detector.detect(frame), full=True)
         boxes = np.concatenate([b for b, _ in found])
         scores = np.concatenate([s for _, s in found])
@@ -57,19 +63,16 @@ class StreamDetector:
             self._since_full = 0
         return boxes, scores
 
-    def _detect_near(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The face in the square around ``box`` that overlaps it most (none if none does), in frame pixels.
-
-        Matching by overlap, not by score, keeps a neighbour's face that reaches into the
-        square from taking this face's place.
-        """
+    def _square(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray | None, tuple[int, int, float, float]]:
+        """The square around ``box`` scaled to at most ``region_px`` (None when it lies outside
+        the frame, whose size changed), and where it came from: its corner and scale."""
         h, w = frame.shape[:2]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         half = max(box[2] - box[0], box[3] - box[1]) * self.region / 2
         x1, y1 = max(0, int(cx - half)), max(0, int(cy - half))
         x2, y2 = min(w, int(np.ceil(cx + half))), min(h, int(np.ceil(cy + half)))
-        if x2 - x1 < 2 or y2 - y1 < 2:  # outside this frame (its size changed): lost
-            return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return None, (0, 0, 1.0, 1.0)
         scale = self.region_px / (2 * half)
         crop = cv2.resize(
             frame[y1:y2, x1:x2],
@@ -79,10 +82,21 @@ class StreamDetector:
             ),
             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
         )
-        boxes, scores = self.detector.detect(crop)
+        return crop, (x1, y1, (x2 - x1) / crop.shape[1], (y2 - y1) / crop.shape[0])
+
+    @staticmethod
+    def _nearest(
+        detected: tuple[np.ndarray, np.ndarray], box: np.ndarray, where: tuple[int, int, float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Of the faces found in a square, the one overlapping ``box`` most (none if none does), in frame pixels.
+
+        Matching by overlap, not by score, keeps a neighbour's face that reaches into the
+        square from taking this face's place.
+        """
+        boxes, scores = detected
         if len(boxes) == 0:
             return boxes, scores
-        sx, sy = (x2 - x1) / crop.shape[1], (y2 - y1) / crop.shape[0]
+        x1, y1, sx, sy = where
         mapped = np.round(boxes * [sx, sy, sx, sy] + [x1, y1, x1, y1]).astype(np.int32)
         overlap = iou(mapped, box[None])[:, 0]
         best = int(np.argmax(overlap))
