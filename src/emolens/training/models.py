@@ -87,8 +87,9 @@ class VggFace48(nn.Module):
     mouth) instead of averaging it away.
 
     With ``residual=True``, each later pair of convolutions in a stage becomes one residual
-    block (as in the ResNet-9 of fast CIFAR training): the same weights and multiply-adds,
-    an identity path that makes a short training budget go further.
+    block (as in the ResNet-9 of fast CIFAR training): the same weights and multiply-adds
+    plus an identity path, meant to make a short training budget go further. With the shipped
+    recipe it did not beat the plain net as shipped (see the model card).
     """
 
     def __init__(
