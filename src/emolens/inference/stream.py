@@ -42,37 +42,39 @@ class StreamDetector:
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._since_full += 1
-        if len(self._boxes) == 0 or self._since_full >= self.full_every:
-            return self._remember(*self.detector.detect(frame), full=True)
-        squares = [self._square(frame, box) for box in self._boxes]
-        found = []
-        if all(crop is not None for crop, _ in squares):
-            crops = [crop for crop, _ in squares]
-            many = getattr(self.detector, "detect_many", None)  # RetinaFace: all squares in one run
-            detected = many(crops) if many else [self.detector.detect(crop) for crop in crops]
-            found = [self._nearest(d, box, where) for d, (_, where), box in zip(detected, squares, self._boxes)]
-        if not found or any(len(b) == 0 for b, _ in found):  # a face was lost: look everywhere now
-            return self._remember(*self.detector.detect(frame), full=True)
-        boxes = np.concatenate([b for b, _ in found])
-        scores = np.concatenate([s for _, s in found])
-        return self._remember(*merge_overlapping(boxes, scores), full=False)
-
-    def _remember(self, boxes: np.ndarray, scores: np.ndarray, *, full: bool) -> tuple[np.ndarray, np.ndarray]:
-        self._boxes = boxes
-        if full:
+        near = None
+        if len(self._boxes) and self._since_full < self.full_every:
+            near = self._near_known_faces(frame)
+        if near is None:  # time for a whole-frame pass, or a face was lost: look everywhere
+            self._boxes, scores = self.detector.detect(frame)
             self._since_full = 0
-        return boxes, scores
+        else:
+            self._boxes, scores = merge_overlapping(*near)
+        return self._boxes, scores
 
-    def _square(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray | None, tuple[int, int, float, float]]:
-        """The square around ``box`` scaled to at most ``region_px`` (None when it lies outside
-        the frame, whose size changed), and where it came from: its corner and scale."""
+    def _near_known_faces(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each known face found again in its square (boxes, scores), or None if any is lost."""
+        squares = [self._square(frame, box) for box in self._boxes]
+        if any(square is None for square in squares):
+            return None
+        crops = [crop for crop, _ in squares]
+        many = getattr(self.detector, "detect_many", None)  # RetinaFace: all squares in one run
+        detected = many(crops) if many else [self.detector.detect(crop) for crop in crops]
+        found = [self._nearest(d, box, where) for d, (_, where), box in zip(detected, squares, self._boxes)]
+        if any(len(boxes) == 0 for boxes, _ in found):
+            return None
+        return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+    def _square(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, tuple[int, int, float, float]] | None:
+        """The square around ``box`` scaled to at most ``region_px``, and where it came from:
+        its corner and scale; None when it lies outside the frame (whose size changed)."""
         h, w = frame.shape[:2]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         half = max(box[2] - box[0], box[3] - box[1]) * self.region / 2
         x1, y1 = max(0, int(cx - half)), max(0, int(cy - half))
         x2, y2 = min(w, int(np.ceil(cx + half))), min(h, int(np.ceil(cy + half)))
         if x2 - x1 < 2 or y2 - y1 < 2:
-            return None, (0, 0, 1.0, 1.0)
+            return None
         scale = self.region_px / (2 * half)
         crop = cv2.resize(
             frame[y1:y2, x1:x2],
