@@ -121,13 +121,17 @@ class VideoResult:
     records: list[dict]  # one per face per processed frame: time, frame, track_id, box, emotion, scores
     frames_processed: int
 
-    def summary(self) -> dict:
-        """Per track: frames seen, first/last time, dominant emotion, share of time per emotion."""
+    def by_track(self) -> dict[int, list[dict]]:
+        """The records of each track, in frame order."""
         tracks: dict[int, list[dict]] = {}
         for r in self.records:
             tracks.setdefault(r["track_id"], []).append(r)
+        return tracks
+
+    def summary(self) -> dict:
+        """Per track: frames seen, first/last time, dominant emotion, share of time per emotion."""
         out = {}
-        for tid, rows in sorted(tracks.items()):
+        for tid, rows in sorted(self.by_track().items()):
             counts = {e: 0 for e in EMOTIONS}
             for r in rows:
                 counts[r["emotion"]] += 1
@@ -382,10 +386,7 @@ def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> No
 
     from emolens.inference.annotate import COLORS
 
-    tracks: dict[int, list[dict]] = {}
-    for r in result.records:
-        tracks.setdefault(r["track_id"], []).append(r)
-    shown = sorted(tracks.items(), key=lambda kv: -len(kv[1]))[:max_tracks]
+    shown = sorted(result.by_track().items(), key=lambda kv: -len(kv[1]))[:max_tracks]
     fig, axes = plt.subplots(max(1, len(shown)), 1, figsize=(10, 1.8 * max(1, len(shown)) + 0.6), squeeze=False)
     colors = [tuple(c / 255 for c in COLORS[e][::-1]) for e in EMOTIONS]
     for ax, (tid, rows) in zip(axes[:, 0], shown):
