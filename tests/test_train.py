@@ -67,3 +67,18 @@ def test_mixup_run_learns(tiny_folder, tmp_path):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert best["accuracy"] > 1 / 7 + 0.1
     assert json.loads((out / "config.json").read_text())["mixup"] == 0.4
+
+
+def test_select_on_mirror_and_snapshots(tiny_folder, tmp_path):
+    out = tmp_path / "mirror"
+    best = train(_config(tiny_folder, out, epochs=4, augment=False, select_on_mirror=True, snapshots=2))
+    history = json.loads((out / "metrics.json").read_text())
+    mirror = [h["val_acc_mirror"] for h in history]
+    assert all(0 <= m <= 1 for m in mirror)
+    # best.pt is the first epoch with the highest mirror-averaged accuracy, not the one-view one
+    assert best["epoch"] == history[mirror.index(max(mirror))]["epoch"]
+    assert torch.load(out / "best.pt", weights_only=False)["metric"] == max(mirror)
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots == ["epoch_003.pt", "epoch_004.pt"]
+    last = torch.load(out / "snapshots" / "epoch_004.pt", weights_only=False)
+    assert last["epoch"] == 4 and last["metric"] == mirror[-1]

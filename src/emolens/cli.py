@@ -19,6 +19,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             values[name] = getattr(args, name)
     if args.no_bf16:
         values["bf16"] = False
+    if args.select_on_mirror:
+        values["select_on_mirror"] = True
+    if args.snapshots is not None:
+        values["snapshots"] = args.snapshots
     cfg = TrainConfig(data=args.data, out=args.out, **values)
     from emolens.training.train import train
 
@@ -257,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--no-bf16", action="store_true", help="train in plain fp32")
+    p.add_argument(
+        "--select-on-mirror",
+        action="store_true",
+        help="pick best.pt by accuracy averaged with the mirrored face (what `export --tta flip` ships)",
+    )
+    p.add_argument("--snapshots", type=int, metavar="N", help="keep the weights of each of the last N epochs")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.pt with the settings it was started with")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this sitting (resume later)")
     p.set_defaults(func=_cmd_train)

@@ -31,6 +31,10 @@ class TrainConfig:
     threads: int = 0  # 0: all cores
     bf16: bool = True  # bfloat16 autocast + channels_last where the CPU supports it
     val_split: str = "test"
+    # Pick best.pt by accuracy with the mirror view averaged in, the form `export --tta flip`
+    # ships, rather than by one view: the two peak at different epochs.
+    select_on_mirror: bool = False
+    snapshots: int = 0  # keep the scored weights of each of the last N epochs in OUT/snapshots/
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

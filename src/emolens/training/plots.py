@@ -28,6 +28,8 @@ def plot_curves(history: list[dict], path: Path) -> None:
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_acc.plot(epochs, [h["train_acc"] for h in history], label="train (augmented)")
     ax_acc.plot(epochs, [h["val_acc"] for h in history], label="validation")
+    if all(h.get("val_acc_mirror") is not None for h in history):
+        ax_acc.plot(epochs, [h["val_acc_mirror"] for h in history], label="validation, with mirror")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

@@ -36,6 +36,7 @@ METRIC_FIELDS = [
     "val_loss",
     "val_acc",
     "val_macro_f1",
+    "val_acc_mirror",
     "img_per_s",
     "epoch_s",
 ]
@@ -85,10 +86,22 @@ def predict_logits(
 
 
 def evaluate_model(model: nn.Module, split: FerSplit, **kwargs) -> dict:
-    logits = predict_logits(model, split.images, **kwargs)
-    report = classification_report(split.labels, logits.argmax(1))
-    report["loss"] = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(split.labels)))
+    return _report(predict_logits(model, split.images, **kwargs), split.labels)
+
+
+def _report(logits: np.ndarray, labels: np.ndarray) -> dict:
+    report = classification_report(labels, logits.argmax(1))
+    report["loss"] = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))
     return report
+
+
+def _score_epoch(model: nn.Module, split: FerSplit, device: torch.device, mirror: bool) -> tuple[dict, dict | None]:
+    """One-view report and, with ``mirror``, the report of the logits averaged with the mirror's."""
+    logits = predict_logits(model, split.images, device=device)
+    if not mirror:
+        return _report(logits, split.labels), None
+    mirrored = predict_logits(model, np.ascontiguousarray(split.images[:, :, ::-1]), device=device)
+    return _report(logits, split.labels), _report((logits + mirrored) / 2, split.labels)
 
 
 def _lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
@@ -229,7 +242,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         bar.close()
         epoch_s = time.perf_counter() - t0
         scored = ema if ema is not None else model
-        report = evaluate_model(scored, val_split, device=device, autocast=False)
+        report, mirror_report = _score_epoch(scored, val_split, device, cfg.select_on_mirror)
         if plateau is not None:
             plateau.step(report["loss"])
         row = {
@@ -240,24 +253,27 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             "val_loss": report["loss"],
             "val_acc": report["accuracy"],
             "val_macro_f1": report["macro_f1"],
+            "val_acc_mirror": mirror_report["accuracy"] if mirror_report else None,
             "img_per_s": seen / epoch_s,
             "epoch_s": epoch_s,
         }
         history.append(row)
-        improved = report["accuracy"] > best["accuracy"]
+        selected = mirror_report or report
+        scored_ckpt = {
+            "arch": cfg.arch,
+            "epoch": epoch,
+            "metric": selected["accuracy"],
+            "model": scored.state_dict(),
+            "config": cfg.to_dict(),
+            "report": selected,
+        }
+        improved = selected["accuracy"] > best["accuracy"]
         if improved:
-            best = {**report, "epoch": epoch}
-            _atomic_save(
-                {
-                    "arch": cfg.arch,
-                    "epoch": epoch,
-                    "metric": report["accuracy"],
-                    "model": scored.state_dict(),
-                    "config": cfg.to_dict(),
-                    "report": report,
-                },
-                out / "best.pt",
-            )
+            best = {**selected, "epoch": epoch}
+            _atomic_save(scored_ckpt, out / "best.pt")
+        if epoch > cfg.epochs - cfg.snapshots:
+            (out / "snapshots").mkdir(exist_ok=True)
+            _atomic_save(scored_ckpt, out / "snapshots" / f"epoch_{epoch:03d}.pt")
         _atomic_save(
             {
                 "arch": cfg.arch,
@@ -274,7 +290,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         )
         _write_metrics(out, history)
         logger.info(
-            "epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s | %.0f img/s, %.0f s",
+            "epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s%s | %.0f img/s, %.0f s",
             epoch,
             cfg.epochs,
             row["train_loss"],
@@ -282,6 +298,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             cfg.val_split,
             report["accuracy"],
             report["macro_f1"],
+            f" with mirror {mirror_report['accuracy']:.4f}" if mirror_report else "",
             " *" if improved else "",
             row["img_per_s"],
             epoch_s,
