@@ -58,7 +58,7 @@ def main() -> None:
         "data": "FER2013 image-folder edition: train/ (28,709 faces, reconstructed) for training; "
         "test/ = PublicTest (3,589) for model selection. PrivateTest held back.",
         "recipe": {
-            k: config[k]
+            k: config.get(k, False)  # runs from before select_on_mirror existed picked by one view
             for k in (
                 "epochs",
                 "batch_size",
@@ -71,6 +71,7 @@ def main() -> None:
                 "ema_decay",
                 "augment",
                 "seed",
+                "select_on_mirror",
             )
         },
         "augmentation": config["augment_config"],
