@@ -137,3 +137,14 @@ def test_predict_bad_inputs(tiny_onnx, tmp_path, capsys):
         f"emolens: error: {not_image}: not a readable image (unsupported format or corrupt data)",
         f"emolens: error: {tmp_path / 'missing.png'}: cannot read file (No such file or directory)",
     ]
+
+
+def test_train_select_on_mirror_and_snapshots(tiny_folder, tmp_path, capsys):
+    out = tmp_path / "mirror"
+    args = ["train", "--data", str(tiny_folder), "--out", str(out), "--arch", "vggface48_tiny"]
+    args += ["--epochs", "2", "--batch-size", "16", "--threads", "1", "--no-bf16"]
+    assert main([*args, "--select-on-mirror", "--snapshots", "1"]) == 0
+    assert "best test accuracy with the mirror" in capsys.readouterr().out
+    assert [p.name for p in (out / "snapshots").iterdir()] == ["epoch_002.pt"]
+    assert main([*args, "--snapshots", "-1"]) == 1
+    assert "--snapshots must be 0 or more" in capsys.readouterr().err
