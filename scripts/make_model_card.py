@@ -58,7 +58,7 @@ def main() -> None:
         "data": "FER2013 image-folder edition: train/ (28,709 faces, reconstructed) for training; "
         "test/ = PublicTest (3,589) for model selection. PrivateTest held back.",
         "recipe": {
-            k: config.get(k, False)  # runs from before select_on_mirror existed picked by one view
+            k: config[k]
             for k in (
                 "epochs",
                 "batch_size",
@@ -71,9 +71,10 @@ def main() -> None:
                 "ema_decay",
                 "augment",
                 "seed",
-                "select_on_mirror",
             )
-        },
+        }
+        # runs from before select_on_mirror existed picked their epoch by one view
+        | {"select_on_mirror": config.get("select_on_mirror", False)},
         "augmentation": config["augment_config"],
         "selected_epoch": best_epoch,
         "epochs_run": len(history),

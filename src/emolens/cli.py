@@ -11,8 +11,6 @@ from emolens.errors import EmolensError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from emolens.training.config import RECIPES, TrainConfig
 
     values = dict(RECIPES[args.recipe])
@@ -24,15 +22,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.select_on_mirror:
         values["select_on_mirror"] = True
     if args.snapshots is not None:
-        if args.snapshots < 0:
-            raise ValueError(f"--snapshots must be 0 or more epochs, got {args.snapshots}")
         values["snapshots"] = args.snapshots
     cfg = TrainConfig(data=args.data, out=args.out, **values)
     from emolens.training.train import train
 
     best = train(cfg, resume=args.resume, stop_after=args.stop_after)
-    ran = TrainConfig.from_dict(json.loads((Path(cfg.out) / "config.json").read_text()))  # resumed: its own settings
-    views = " with the mirror" if ran.select_on_mirror else ""
+    views = " with the mirror" if best["select_on_mirror"] else ""
     print(
         f"best {cfg.val_split} accuracy{views} {best['accuracy']:.4f} (macro-F1 {best['macro_f1']:.4f})"
         f" at epoch {best['epoch']}"

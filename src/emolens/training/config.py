@@ -36,6 +36,10 @@ class TrainConfig:
     select_on_mirror: bool = False
     snapshots: int = 0  # keep the scored weights of each of the last N epochs in OUT/snapshots/
 
+    def __post_init__(self) -> None:
+        if self.snapshots < 0:
+            raise ValueError(f"--snapshots must be 0 or more epochs, got {self.snapshots}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

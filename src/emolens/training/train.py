@@ -135,7 +135,8 @@ def _atomic_save(obj: dict, path: Path) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> dict:
     """Train ``cfg.arch`` on ``cfg.data``; write checkpoints, metrics and plots to ``cfg.out``.
 
-    Returns the best validation report (by accuracy). With ``resume``, continues from
+    Returns the best validation report (by accuracy; with ``select_on_mirror``, of the face
+    averaged with its mirror, as its key of that name says). With ``resume``, continues from
     ``out/last.pt`` at the epoch after the one it saved, with the same random streams, so
     an interrupted run ends with the same weights as an uninterrupted one. ``stop_after``
     ends this invocation after that many epochs (to split a long run into sittings).
@@ -306,6 +307,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
 
     if last_epoch < cfg.epochs:
         logger.info("stopped after epoch %d of %d; continue with --resume", last_epoch, cfg.epochs)
+    best["select_on_mirror"] = cfg.select_on_mirror  # the run's own setting, also when resumed
     (out / "best_report.json").write_text(json.dumps(best, indent=2) + "\n")
     from emolens.training.plots import plot_confusion, plot_curves  # matplotlib only when finishing
 
