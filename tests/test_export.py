@@ -8,12 +8,14 @@ import onnx
 import pytest
 import torch
 
+from emolens._machine import describe_machine
 from emolens.errors import ExportError, ModelLoadError
 from emolens.inference.classifier import EmotionClassifier
 from emolens.labels import EMOTIONS
 from emolens.training import export as export_module
 from emolens.training.export import export_onnx, load_checkpoint
 from emolens.training.models import VggFace48, create_model
+from emolens.training.quantize import float_graph, int8_weight_range, quantize_int8
 
 
 @pytest.fixture
@@ -114,8 +116,6 @@ def test_load_checkpoint_rejects_other_files(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_int8_quantisation_keeps_metadata_and_checks_agreement(tiny_model, tmp_path):
-    from emolens.training.quantize import quantize_int8
-
     float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
     export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
     faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
@@ -129,7 +129,56 @@ def test_int8_quantisation_keeps_metadata_and_checks_agreement(tiny_model, tmp_p
     props = {p.key: p.value for p in onnx.load(str(int8_path)).metadata_props}
     assert props["tta_flip"] == "true" and props["quantization"].startswith("int8")
     assert props["quantization_top1_agreement"] == str(measured["top1_agreement"])
+    assert props["quantization_reference_agreement"] == str(measured["reference_agreement"]) != ""
+    assert describe_machine() == props["quantization_checked_on"] == measured["cpu"]  # names the CPU features
+    assert (
+        -64
+        <= int8_weight_range(onnx.load(str(int8_path)))[0]
+        < 0
+        < int8_weight_range(onnx.load(str(int8_path)))[1]
+        <= 64
+    )
     assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(int8_path)).graph.node)
     scores = EmotionClassifier(int8_path).classify(faces[64:])
     np.testing.assert_allclose(scores.sum(1), 1, atol=1e-3)
     np.testing.assert_allclose(scores, EmotionClassifier(float_path).classify(faces[64:]), atol=0.1)
+
+
+class _RolledScores:
+    """A session whose scores are shifted by one emotion: kernels that disagree with the reference path."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def run(self, names, feed):
+        return [np.roll(self._session.run(names, feed)[0], 1, axis=1)]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_int8_export_refuses_kernels_that_differ_from_the_reference_path(tiny_model, tmp_path, monkeypatch):
+    from emolens.inference import _ort
+
+    float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
+    faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    real = _ort.cpu_session
+    monkeypatch.setattr(_ort, "cpu_session", lambda path, **kw: _RolledScores(real(path, **kw)))
+    with pytest.raises(ExportError, match=r"reference path's top emotion.*\(AMD|Intel|.*\)"):
+        quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=0.0)
+    assert not int8_path.exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_float_graph_recovers_the_float_model_from_int8(tiny_model, tmp_path):
+    float_path, int8_path, recovered = tmp_path / "float.onnx", tmp_path / "int8.onnx", tmp_path / "recovered.onnx"
+    export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
+    faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=0.0)
+    model = float_graph(onnx.load(str(int8_path)))
+    onnx.checker.check_model(model)
+    assert not {"QuantizeLinear", "DequantizeLinear"} & {node.op_type for node in model.graph.node}
+    assert int8_weight_range(model) == (0, 0)
+    onnx.save(model, str(recovered))
+    floats = EmotionClassifier(float_path).classify(faces[64:])
+    # Only the weights' rounding to the int8 grid remains: far closer than the int8 model.
+    assert np.abs(EmotionClassifier(recovered).classify(faces[64:]) - floats).max() < 0.02

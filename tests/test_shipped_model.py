@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from importlib import resources
 
+import numpy as np
+import pytest
+
+from emolens._machine import describe_machine
+from emolens.inference._ort import reference_session
 from emolens.inference.classifier import EmotionClassifier, default_model_path
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.labels import EMOTIONS
@@ -32,3 +37,60 @@ def test_public_names_resolve():
 
     for name in emolens.__all__:
         assert getattr(emolens, name) is not None, name
+
+
+def _model_card() -> dict:
+    return json.loads((resources.files("emolens") / "models" / "model_card.json").read_text())
+
+
+def _reference_scores(model_path, faces: np.ndarray) -> np.ndarray:
+    session = reference_session(model_path)
+    x = faces.astype(np.float32)[:, None]
+    return np.concatenate([session.run(None, {"faces": x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+
+
+@pytest.fixture(scope="module")
+def shipped_scores(public_test) -> np.ndarray:
+    """The shipped model's scores on PublicTest through the library's own session."""
+    classifier = EmotionClassifier()
+    return np.concatenate(
+        [classifier.classify(public_test.images[i : i + 256]) for i in range(0, len(public_test), 256)]
+    )
+
+
+def test_shipped_model_scores_its_model_card_on_publictest(public_test, shipped_scores):
+    accuracy = float(np.mean(shipped_scores.argmax(1) == public_test.labels))
+    card = _model_card()["publictest"]["accuracy"]
+    assert abs(accuracy - card) <= 0.003, f"PublicTest {accuracy:.4f} on {describe_machine()}; the card says {card:.4f}"
+
+
+def test_shipped_model_agrees_with_the_reference_path(public_test, shipped_scores):
+    """The fast kernels of this CPU against ONNX Runtime's reference maths (every 3rd face: 1,197)."""
+    every = slice(None, None, 3)
+    reference = _reference_scores(default_model_path(), public_test.images[every])
+    ours = shipped_scores[every]
+    agreement = float(np.mean(ours.argmax(1) == reference.argmax(1)))
+    labels = public_test.labels[every]
+    gap = abs(float(np.mean(ours.argmax(1) == labels)) - float(np.mean(reference.argmax(1) == labels)))
+    assert agreement >= 0.995, f"top emotion as the reference path on {agreement:.2%} on {describe_machine()}"
+    assert gap <= 0.003
+
+
+def test_shipped_detector_agrees_with_the_reference_path(astronaut_bgr):
+    from emolens.inference.detector import RetinaFaceDetector
+
+    fast, reference = RetinaFaceDetector(), RetinaFaceDetector()
+    reference._session = reference_session(RetinaFaceDetector.default_model_path())
+    (ours, our_scores), (theirs, their_scores) = fast.detect(astronaut_bgr), reference.detect(astronaut_bgr)
+    assert len(ours) == len(theirs) == 1
+    assert np.abs(ours - theirs).max() <= 1 and np.allclose(our_scores, their_scores, atol=1e-3)
+
+
+def test_shipped_int8_weights_cannot_saturate_on_any_cpu():
+    """7-bit weights: what makes the int8 model exact on AVX2, whatever CPU runs this test."""
+    import onnx
+
+    from emolens.training.quantize import int8_weight_range
+
+    low, high = int8_weight_range(onnx.load(str(default_model_path())))
+    assert -64 <= low < 0 < high <= 64

@@ -1,4 +1,11 @@
-"""ONNX Runtime sessions made one way for every model emolens runs."""
+"""ONNX Runtime sessions made one way for every model emolens runs.
+
+Two kinds: :func:`cpu_session`, the fast one every library call uses, and
+:func:`reference_session`, ONNX Runtime with every graph optimisation off, which runs a
+quantised (QDQ) graph as the float maths it stands for. The reference path is what every
+int8 model is checked against, on whatever CPU runs the check: integer kernels differ
+between CPUs, a model checked only against itself can be wrong on another CPU.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ def set_spinning(enabled: bool) -> None:
 
 
 def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | None = None):
-    """A session whose threads spin only while one of its runs is under way.
+    """A session whose threads spin only while one of its runs is under way, with exact int8.
 
     A run of the detector or the classifier is dozens of small parallel steps: with threads
     that sleep between steps, waking them costs more than many steps take (one face at
@@ -33,14 +40,50 @@ def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | No
     spinning runs then take the cores from it (web server, 8 live clients: 9.2 fps each and
     61.6 image requests/s with spinning, 10.0 and 71.8 without; a 720p video with
     ``--detect-size 320``: 2.94-2.95x real time with spinning, 3.09-3.12x without).
+
+    ``session.x64quantprecision``: on x86 CPUs without VNNI (AVX2, and AVX-512 without
+    VNNI), ONNX Runtime's uint8 x int8 kernels add pairs of products in 16-bit registers,
+    which can saturate once a weight lies outside [-64, 64]. Our exporter keeps weights inside
+    that range (7-bit, see :mod:`emolens.training.quantize`), so for our models the option
+    changes nothing; for an int8 model quantised with full 8-bit weights it makes ONNX
+    Runtime use exact uint8 x uint8 kernels instead (the first shipped model: 64.03%
+    PublicTest on an AVX2 CPU without it, 71.52% with it, 71.55% on the reference path).
+    On VNNI and ARM CPUs the kernels are exact and the option does nothing.
+    """
+    options = _options()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if _spinning else "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    if threads:
+        options.intra_op_num_threads = threads
+    return _session(path, options, providers)
+
+
+def reference_session(path: str | Path, *, threads: int = 0):
+    """ONNX Runtime's reference path: no graph optimisation, so no fused integer kernels.
+
+    Each QuantizeLinear/DequantizeLinear pair runs as rounding in float and each Conv in
+    float, the same on every CPU up to float rounding. Several times slower than
+    :func:`cpu_session`: for checks, never for serving.
     """
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if _spinning else "0")
-    options.add_session_config_entry("session.force_spinning_stop", "1")
+    options = _options()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    return _session(path, options, None)
+
+
+def _options():
+    import onnxruntime as ort
+
+    return ort.SessionOptions()
+
+
+def _session(path: str | Path, options, providers: list[str] | None):
+    import onnxruntime as ort
+
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors

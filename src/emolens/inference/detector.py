@@ -138,11 +138,15 @@ class RetinaFaceDetector:
         equalize_dark: bool = True,
     ):
         self.equalize_dark = equalize_dark
-        path = model_path or str(Path(__file__).resolve().parent.parent / "models" / "retinaface_mnet025.onnx")
-        self._session = cpu_session(path, threads=threads)
+        self._session = cpu_session(model_path or self.default_model_path(), threads=threads)
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_size = max_side, min_size
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
+
+    @staticmethod
+    def default_model_path() -> Path:
+        """RetinaFace (MobileNet-0.25), shipped inside the package."""
+        return Path(__file__).resolve().parent.parent / "models" / "retinaface_mnet025.onnx"
 
     def _anchors_for(self, height: int, width: int) -> np.ndarray:
         """(n, 4) anchors cx, cy, w, h in pixels, in the network's output order."""
