@@ -66,6 +66,15 @@ def test_export_int8(trained, tiny_folder, tmp_path, capsys, monkeypatch):
     assert "top emotion on" in capsys.readouterr().out and (tmp_path / "q.onnx").is_file()
     assert main(["evaluate", "--data", str(tiny_folder), "--model", str(tmp_path / "q.onnx"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 14
+    # an int8 model requantised from its own float graph, as the shipped one was
+    argv = ["quantize", str(tmp_path / "q.onnx"), "-o", str(tmp_path / "r.onnx"), "--data", str(tiny_folder)]
+    assert main(argv) == 0
+    assert "gives the reference path's on" in capsys.readouterr().out and (tmp_path / "r.onnx").is_file()
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert (
+        main(["quantize", str(tmp_path / "junk.onnx"), "-o", str(tmp_path / "j.onnx"), "--data", str(tiny_folder)]) == 1
+    )
+    assert "not an ONNX model" in capsys.readouterr().err and not (tmp_path / "j.onnx").exists()
 
 
 def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
@@ -148,3 +157,29 @@ def test_train_select_on_mirror_and_snapshots(tiny_folder, tmp_path, capsys):
     assert [p.name for p in (out / "snapshots").iterdir()] == ["epoch_002.pt"]
     assert main([*args, "--snapshots", "-1"]) == 1
     assert "--snapshots must be 0 or more" in capsys.readouterr().err
+
+
+def test_info_and_version_name_the_cpu_models_and_self_check(capsys):
+    from emolens import __version__
+    from emolens._machine import cpu_features
+
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["emolens"] == __version__ and info["cpu"]["features"] == list(cpu_features())
+    assert info["models"][0]["publictest_accuracy"] > 0.7 and info["self_check"]["ok"] is True
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and f"emolens {__version__}" in out and "ONNX Runtime" in out
+    assert "self-check (24 faces" in out and "ok: the same scores" in out
+
+
+def test_info_warns_when_the_kernels_disagree_with_the_reference_path(capsys, monkeypatch):
+    from emolens.inference.classifier import EmotionClassifier
+
+    classify = EmotionClassifier.classify
+    monkeypatch.setattr(EmotionClassifier, "classify", lambda self, faces: np.roll(classify(self, faces), 1, axis=1))
+    assert main(["info"]) == 1
+    assert "WARNING: on this CPU emolens_vggface48.onnx differs from ONNX Runtime's reference path" in (
+        capsys.readouterr().out
+    )

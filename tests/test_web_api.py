@@ -22,6 +22,9 @@ def _wait_for(client, job_id, statuses=("done", "failed", "cancelled"), timeout=
 def test_health_and_headers(client):
     r = client.get("/api/v1/health")
     assert r.status_code == 200 and r.get_json()["labels"] == list(EMOTIONS)
+    body = r.get_json()
+    assert body["status"] == "ok" and body["self_check"]["ok"] and body["self_check"]["faces"] == 24
+    assert "features" in body["cpu"] and body["onnxruntime"] and body["models"][0]["role"] == "emotion classifier"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     csp = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp

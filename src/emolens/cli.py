@@ -265,10 +265,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from emolens.diagnostics import format_info, system_info
+
+    info = system_info(check=not args.no_check)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0 if info.get("self_check", {"ok": True})["ok"] else 1
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the same facts as ``emolens info``, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(_cmd_info(argparse.Namespace(json=False, no_check=False)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emolens", description="Facial emotion recognition.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action=_VersionAction, help="what `emolens info` prints, then exit")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "info", help="version, CPU features, shipped models and a one-second check that they are exact on this CPU"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--no-check", action="store_true", help="skip the self-check")
+    p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="train a model on FER2013 (needs the [train] extra)")
     p.add_argument("--data", required=True, help="fer2013.csv, an image-folder tree, or a zip of either")

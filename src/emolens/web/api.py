@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib import resources
 
@@ -19,15 +20,29 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.get("/health")
 def health():
-    recognizer = get_recognizer()
+    """Status, the CPU and its features, the shipped models, and the served model's self-check."""
+    from emolens.diagnostics import system_info
+
+    classifier = get_recognizer().classifier
+    check = _self_check(str(classifier.model_path), classifier)
     return jsonify(
         {
-            "status": "ok",
+            "status": "ok" if check["ok"] else "warning",
             "version": __version__,
-            "model": recognizer.classifier.model_path.name,
+            "model": classifier.model_path.name,
             "labels": list(EMOTIONS),
+            **system_info(check=False),
+            "self_check": check,
         }
     )
+
+
+@functools.cache
+def _self_check(model_path: str, classifier) -> dict:
+    """Run once per served model (0.5 s): the kernels of a CPU do not change while it serves."""
+    from emolens.diagnostics import self_check
+
+    return self_check(classifier).to_dict()
 
 
 @bp.post("/images")
