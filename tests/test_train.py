@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import pytest
 import torch
@@ -82,3 +83,29 @@ def test_select_on_mirror_and_snapshots(tiny_folder, tmp_path):
     assert snapshots == ["epoch_003.pt", "epoch_004.pt"]
     last = torch.load(out / "snapshots" / "epoch_004.pt", weights_only=False)
     assert last["epoch"] == 4 and last["metric"] == mirror[-1]
+
+
+def test_precision_is_recorded_and_resume_refuses_to_change_it(tiny_folder, tmp_path, monkeypatch):
+    from emolens.training import train as train_module
+
+    out = tmp_path / "bf16"
+    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: True)  # the machine the run started on
+    train(_config(tiny_folder, out, bf16=True), stop_after=1)
+    assert json.loads((out / "config.json").read_text())["precision"] == "bf16"
+    assert torch.load(out / "last.pt", weights_only=False)["precision"] == "bf16"
+
+    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: False)  # resumed on a CPU without bf16
+    with pytest.raises(ValueError, match="trained in bf16, but this machine would continue in fp32.*--no-bf16"):
+        train(_config(tiny_folder, out, bf16=True), resume=True)
+    assert torch.load(out / "last.pt", weights_only=False)["epoch"] == 1  # nothing changed
+    train(_config(tiny_folder, out, bf16=False), resume=True, stop_after=1)  # fp32 asked for: it goes on
+    assert torch.load(out / "last.pt", weights_only=False)["precision"] == "fp32"
+    assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())).bf16 is False
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 feature checks")
+def test_bf16_support_is_torch_s_answer():
+    from emolens.training.train import cpu_supports_bf16
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert cpu_supports_bf16() == (native and torch.ops.mkldnn._is_mkldnn_bf16_supported())

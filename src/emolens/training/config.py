@@ -46,6 +46,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
+        values.pop("precision", None)  # what a run used (see save), not a setting
         if isinstance(values.get("augment_config"), dict):
             aug = values["augment_config"]
             values["augment_config"] = AugmentConfig(
@@ -57,8 +58,10 @@ class TrainConfig:
             raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         return cls(**values)
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+    def save(self, path: Path, *, precision: str | None = None) -> None:
+        """Write the settings, and beside them the precision the run actually computes in."""
+        values = self.to_dict() | ({"precision": precision} if precision else {})
+        path.write_text(json.dumps(values, indent=2) + "\n")
 
 
 # The origin's recipe: Adam 5e-4, batch 64, plain cross-entropy, LR reduced on plateau, 15 epochs.

@@ -47,12 +47,22 @@ def pick_device() -> torch.device:
 
 
 def cpu_supports_bf16() -> bool:
-    """True when oneDNN can run bfloat16 natively (AVX512-BF16 or AMX), where it pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.machine() == "arm64"
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """True when oneDNN runs bfloat16 here natively, the only case where it pays off.
+
+    Asked of torch, not of /proc/cpuinfo: oneDNN must support bf16 on this CPU
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``), and on x86 it must be native
+    (AVX512-BF16 or AMX) rather than emulated with plain AVX-512, which is slower than fp32.
+    """
+    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return True
+
+
+def training_precision(cfg: TrainConfig, device: torch.device) -> str:
+    """'bf16' (bfloat16 autocast + channels_last) or 'fp32': what this run computes in here."""
+    return "bf16" if cfg.bf16 and (device.type == "cuda" or cpu_supports_bf16()) else "fp32"
 
 
 def to_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -153,9 +163,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         # The run goes on with the settings it was started with; only where the data lies
         # and how many threads to use may differ in this sitting.
         saved = TrainConfig.from_dict(ckpt["config"])
-        cfg = dataclasses.replace(saved, data=cfg.data, out=cfg.out, threads=cfg.threads)
+        # bf16=False (--no-bf16) is this sitting's explicit choice of fp32 and is kept.
+        cfg = dataclasses.replace(saved, data=cfg.data, out=cfg.out, threads=cfg.threads, bf16=saved.bf16 and cfg.bf16)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    fast = cfg.bf16 and (device.type == "cuda" or cpu_supports_bf16())
+    precision = training_precision(cfg, device)
+    if ckpt is not None:
+        _check_resumed_precision(ckpt.get("precision"), precision, explicit_fp32=not cfg.bf16)
+    fast = precision == "bf16"
 
     train_split = load_split(cfg.data, "train")
     val_split = load_split(cfg.data, cfg.val_split)
@@ -186,8 +200,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             plateau.load_state_dict(ckpt["plateau"])
         start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], ckpt["history"]
         logger.info("resumed from %s at epoch %d", last_path, start_epoch)
-    cfg.save(out / "config.json")
-    logger.info("%s: %d parameters, device %s, bf16+channels_last %s", cfg.arch, count_parameters(model), device, fast)
+    cfg.save(out / "config.json", precision=precision)
+    logger.info("%s: %d parameters, device %s, precision %s", cfg.arch, count_parameters(model), device, precision)
 
     images = torch.from_numpy(train_split.images)
     labels = torch.from_numpy(train_split.labels)
@@ -266,6 +280,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
             "metric": selected["accuracy"],
             "model": scored.state_dict(),
             "config": cfg.to_dict(),
+            "precision": precision,
             "report": selected,
         }
         improved = selected["accuracy"] > best["accuracy"]
@@ -286,6 +301,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                 "best": best,
                 "history": history,
                 "config": cfg.to_dict(),
+                "precision": precision,
             },
             last_path,
         )
@@ -318,6 +334,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         title=f"{cfg.arch} on {cfg.val_split}: accuracy {best['accuracy']:.4f}",
     )
     return best
+
+
+def _check_resumed_precision(saved: str | None, now: str, *, explicit_fp32: bool) -> None:
+    """Refuse to continue a run in another precision unless asked to (``--no-bf16``)."""
+    if saved is None or saved == now:
+        return
+    if explicit_fp32:
+        logger.warning("resuming a run trained in %s in fp32 (--no-bf16): its numerics change from here", saved)
+        return
+    raise ValueError(
+        f"--resume: the run trained in {saved}, but this machine would continue in {now}"
+        f" (CPU without native bf16, or bf16 where it ran fp32); pass --no-bf16 to go on in fp32"
+    )
 
 
 def _mixup_pairs(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch.Tensor]:
