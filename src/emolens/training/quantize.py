@@ -10,8 +10,8 @@ pairs of products in 16-bit registers; with 8-bit weights they saturate
 (255 * 127 * 2 > 32767) and the first shipped model fell from 71.55% to 64.03% PublicTest
 on an AVX2 CPU. With 7-bit weights a pair is at most 255 * 64 * 2 = 32640, so every kernel
 on every CPU computes the same integers. Measured on that AVX2 CPU (2 threads, face +
-mirror): 7-bit int8 71.61% PublicTest at 2.3-2.9 ms per face, against 8-bit weights made
-exact by ``session.x64quantprecision`` (71.52%, 3.9-5.0 ms) and float (71.58%, 4.9-6.2 ms).
+mirror): 7-bit int8 71.61% PublicTest at 2.3-3.3 ms per face, against 8-bit weights made
+exact by ``session.x64quantprecision`` (71.52%, 3.5-5.0 ms) and float (71.58%, 4.9-6.2 ms).
 Percentile calibration (99.999th) kept more accuracy than min/max with 7-bit weights (71.61%
 against 71.22%).
 
