@@ -183,3 +183,35 @@ def test_info_warns_when_the_kernels_disagree_with_the_reference_path(capsys, mo
     assert "WARNING: on this CPU emolens_vggface48.onnx differs from ONNX Runtime's reference path" in (
         capsys.readouterr().out
     )
+
+
+def test_annotate_into_a_file_is_one_line(tiny_onnx, astronaut_bgr, tmp_path, capsys):
+    import cv2
+
+    photo, taken = tmp_path / "a.jpg", tmp_path / "taken.png"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    taken.write_bytes(b"already here")
+    assert main(["predict", str(photo), "--annotate", str(taken), "--model", str(tiny_onnx)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("emolens: error: --annotate") and "a file is there" in err and "Traceback" not in err
+    assert taken.read_bytes() == b"already here"
+
+
+def test_ctrl_c_during_video_is_one_line_and_exit_130(tiny_onnx, astronaut_bgr, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_video import make_clip
+
+    clip = make_clip(tmp_path / "long.mp4", astronaut_bgr, frames=3000, fps=30, audio=False)
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "emolens.cli", "video", str(clip), "-o", str(out), "--model", str(tiny_onnx)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # past start-up, into the frames
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "emolens: video interrupted" in err and "Traceback" not in err
+    assert not out.exists()  # no half-written video left behind

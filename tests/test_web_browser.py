@@ -128,3 +128,38 @@ def test_model_page(browser_page):
     page.goto(server.base + "/model")
     page.screenshot(path=str(ARTIFACTS / "model.png"), full_page=True)
     assert errors == []
+
+
+def test_image_page_boxes_sit_where_the_api_puts_them_on_a_wide_photo(browser_page, tmp_path, astronaut_bgr):
+    """Over 800 px wide the lines thicken; the boxes must not move (they once scaled with the lines)."""
+    page, server, errors = browser_page
+    wide = np.full((512, 1280, 3), 200, np.uint8)
+    wide[:, 64:576], wide[:, 704:1216] = astronaut_bgr, astronaut_bgr[:, ::-1]
+    photo = tmp_path / "two.jpg"
+    cv2.imwrite(str(photo), wide)
+    page.goto(server.base + "/image")
+    for _ in range(2):  # the same file twice: the second choice analyses it again
+        with page.expect_response(lambda r: "/api/v1/images" in r.url):
+            page.set_input_files("#file", str(photo))
+        page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+        assert page.eval_on_selector("#file", "e => e.value") == ""
+    faces = page.evaluate("JSON.parse(document.getElementById('json').textContent).faces")
+    assert len(faces) == 2
+    # the stroke's colour on each box's left and right edges, halfway down, in canvas pixels
+    on_edges = page.evaluate(
+        """faces => {
+        const ctx = document.getElementById('annotated').getContext('2d');
+        const hex = c => [1, 3, 5].map(i => parseInt(c.slice(i, i + 2), 16));
+        return faces.map(f => {
+            const [x1, y1, x2, y2] = f.box, y = Math.round((y1 + y2) / 2), want = hex(COLORS[f.emotion]);
+            return [x1, x2].every(x => {
+                const d = ctx.getImageData(x, y, 1, 1).data;
+                return want.every((v, i) => Math.abs(v - d[i]) < 40);
+            });
+        }); }""",
+        faces,
+    )
+    assert on_edges == [True, True]
+    assert page.inner_text("#faces").count("Face ") == 2
+    page.screenshot(path=str(ARTIFACTS / "image_wide.png"), full_page=True)
+    assert errors == []

@@ -157,6 +157,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from emolens.inference.annotate import draw_results
     from emolens.inference.images import read_image
 
+    if args.annotate and Path(args.annotate).exists() and not Path(args.annotate).is_dir():
+        raise EmolensError(f"--annotate {args.annotate}: a file is there; give a folder for the annotated copies")
     recognizer = _recognizer(args)
     results, failed = [], 0
     for path in args.images:
@@ -423,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     except (EmolensError, ValueError, FileNotFoundError) as exc:
         print(f"emolens: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: each command has cleaned up on its way out
+        print(f"emolens: {args.command} interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

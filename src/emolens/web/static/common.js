@@ -31,23 +31,28 @@ function faceCard(title, face) {
   return card;
 }
 
-function drawFaces(ctx, faces, scale) {
-  ctx.lineWidth = Math.max(2, 3 * scale);
-  ctx.font = `${Math.max(14, Math.round(18 * scale))}px system-ui, sans-serif`;
+// Boxes and labels in the canvas's own pixels (the frame's): `lineScale` only thickens lines and
+// text for big frames. Labels carry the track id (live) or, with `numbered`, the face's number
+// on its card, and stay inside the canvas.
+function drawFaces(ctx, faces, lineScale, numbered) {
+  ctx.lineWidth = Math.max(2, 3 * lineScale);
+  ctx.font = `${Math.max(14, Math.round(18 * lineScale))}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
-  for (const f of faces) {
-    const [x1, y1, x2, y2] = f.box.map(v => v * scale);
+  faces.forEach((f, i) => {
+    const [x1, y1, x2, y2] = f.box;
     const color = COLORS[f.emotion] || "#fff";
     ctx.strokeStyle = color;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const label = `${f.track_id ? "#" + f.track_id + " " : ""}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
+    const name = f.track_id ? `#${f.track_id} ` : numbered ? `${i + 1} ` : "";
+    const label = `${name}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
     const w = ctx.measureText(label).width + 8, h = parseInt(ctx.font, 10) + 6;
-    const top = y1 - h >= 0 ? y1 - h : y2;
+    const left = Math.max(0, Math.min(x1, ctx.canvas.width - w));
+    const top = y1 - h >= 0 ? y1 - h : Math.min(y2, ctx.canvas.height - h);
     ctx.fillStyle = color;
-    ctx.fillRect(x1, top, w, h);
+    ctx.fillRect(left, top, w, h);
     ctx.fillStyle = "#000";
-    ctx.fillText(label, x1 + 4, top + 3);
-  }
+    ctx.fillText(label, left + 4, top + 3);
+  });
 }
 
 function drawLegend(el) {
@@ -108,7 +113,11 @@ async function fetchJSON(url, options) {
 
 // A drop zone that also opens its file input on click, Enter or Space; calls onFile(file).
 function bindFilePicker(drop, input, onFile) {
-  input.addEventListener("change", () => input.files[0] && onFile(input.files[0]));
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    input.value = "";  // so that choosing the same file again analyses it again
+    if (file) onFile(file);
+  });
   drop.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
   drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));

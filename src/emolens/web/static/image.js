@@ -17,7 +17,7 @@
     canvas.width = result.width; canvas.height = result.height;
     const ctx = canvas.getContext("2d");
     if (bitmap) ctx.drawImage(bitmap, 0, 0, result.width, result.height);
-    drawFaces(ctx, result.faces, Math.max(1, result.width / 800));
+    drawFaces(ctx, result.faces, Math.max(1, result.width / 800), true);
     const faces = document.getElementById("faces");
     faces.innerHTML = result.faces.length ? "" : '<p class="muted">No face found in this image.</p>';
     result.faces.forEach((f, i) => faces.appendChild(faceCard(`Face ${i + 1}`, f)));
