@@ -163,3 +163,28 @@ def test_image_page_boxes_sit_where_the_api_puts_them_on_a_wide_photo(browser_pa
     assert page.inner_text("#faces").count("Face ") == 2
     page.screenshot(path=str(ARTIFACTS / "image_wide.png"), full_page=True)
     assert errors == []
+
+
+def test_no_page_scrolls_sideways_on_a_phone(browser_page, tmp_path, astronaut_bgr):
+    """390x844: every page fits its width, the video jobs table (with a job and a long name) included."""
+    from test_video import make_clip
+
+    page, server, errors = browser_page
+    clip = make_clip(tmp_path / "a_rather_long_interview_recording_name_2026-12-01.mp4", astronaut_bgr, frames=10)
+    with open(clip, "rb") as f:
+        page.request.post(
+            server.base + "/api/v1/videos",
+            multipart={"video": {"name": clip.name, "mimeType": "video/mp4", "buffer": f.read()}},
+        )
+    phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        for path in ("/", "/video", "/image", "/model"):
+            phone.goto(server.base + path)
+            if path == "/video":
+                phone.wait_for_selector("#jobs tbody tr", timeout=30_000)
+            phone.screenshot(path=str(ARTIFACTS / f"phone_{path.strip('/') or 'live'}.png"), full_page=True)
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} is {width} px wide on a 390 px phone"
+    finally:
+        phone.close()
+    assert errors == []
