@@ -6,7 +6,7 @@
 vary it: other margins and offsets, mirrored, dim, noisy, tilted, blurred, small. They
 are not for accuracy: the self-check compares this CPU's kernels with ONNX Runtime's
 reference path on them, and saturating int8 kernels change their scores by far more than
-rounding does (the first shipped model on an AVX2 CPU: by up to 0.75, against 0.002 once exact).
+rounding does (the shipped model with 8-bit weights on an AVX2 CPU: by up to 0.75, against 0.002 once exact).
 """
 
 from __future__ import annotations

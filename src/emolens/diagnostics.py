@@ -2,7 +2,7 @@
 
 ``emolens info``, ``emolens --version`` and ``/api/v1/health`` report these facts. The
 self-check exists because integer kernels differ between CPUs: a model can be right on the
-machine that made it and wrong on another (the first shipped model lost 7 points of
+machine that made it and wrong on another (this model with 8-bit weights lost 7 points of
 accuracy on AVX2 CPUs without VNNI), so every install checks its own CPU.
 """
 

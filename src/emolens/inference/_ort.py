@@ -46,7 +46,7 @@ def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | No
     which can saturate once a weight lies outside [-64, 64]. Our exporter keeps weights inside
     that range (7-bit, see :mod:`emolens.training.quantize`), so for our models the option
     changes nothing; for an int8 model quantised with full 8-bit weights it makes ONNX
-    Runtime use exact uint8 x uint8 kernels instead (the first shipped model: 64.03%
+    Runtime use exact uint8 x uint8 kernels instead (our model with 8-bit weights: 64.03%
     PublicTest on an AVX2 CPU without it, 71.52% with it, 71.55% on the reference path).
     On VNNI and ARM CPUs the kernels are exact and the option does nothing.
     """

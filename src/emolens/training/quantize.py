@@ -7,7 +7,7 @@ average each face with its mirror image and stay within a few ms per face.
 Weights are quantised to 7 bits ([-64, 64], ``reduce_range``), chosen by measurement. On
 x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) ONNX Runtime's uint8 x int8 kernels add
 pairs of products in 16-bit registers; with 8-bit weights they saturate
-(255 * 127 * 2 > 32767) and the first shipped model fell from 71.55% to 64.03% PublicTest
+(255 * 127 * 2 > 32767) and the shipped model, quantised so, fell from 71.55% to 64.03% PublicTest
 on an AVX2 CPU. With 7-bit weights a pair is at most 255 * 64 * 2 = 32640, so every kernel
 on every CPU computes the same integers. Measured on that AVX2 CPU (2 threads, face +
 mirror): 7-bit int8 71.61% PublicTest at 2.3-3.3 ms per face, against 8-bit weights made
@@ -61,7 +61,7 @@ def float_graph(model):
     Weights are dequantised (so they keep the int8 grid: the same weights, not the ones
     before quantisation) and activation QuantizeLinear/DequantizeLinear pairs are removed.
     The quantiser deletes a ReLU after Conv/Gemm/BatchNormalization and lets the uint8 range
-    (zero point 0) clip instead; such a pair becomes a ReLU again. Recovered from the first
+    (zero point 0) clip instead; such a pair becomes a ReLU again. Recovered from the 8-bit
     shipped model: 71.58% PublicTest, against 71.55% for the int8 graph on the reference path.
     """
     from onnx import helper, numpy_helper
