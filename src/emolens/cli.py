@@ -78,7 +78,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(model, float_path, arch=ckpt["arch"], tta=tta, extra_metadata=extra)
-        measured, checked = _quantize(float_path, args.output, args.data)
+        _, checked = _quantize(float_path, args.output, args.data)
     print(f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}, int8); float parity passed; {checked}")
     return 0
 
