@@ -90,6 +90,8 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
         (["export", "/nonexistent/best.pt", "-o", "x.onnx"], "checkpoint not found"),
         (["train", "--data", "/nonexistent", "--out", "OUT"], "data set not found"),
         (["predict", "x.png", "--detect-size", "10"], "--detect-size must be at least 64 pixels, got 10"),
+        (["video", "."], ". is a folder; give one video file"),
+        (["train", "--data", ".", "--arch", "nope"], "unknown model 'nope'; choose from"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -215,3 +217,22 @@ def test_ctrl_c_during_video_is_one_line_and_exit_130(tiny_onnx, astronaut_bgr, 
     assert proc.returncode == 130, err
     assert "emolens: video interrupted" in err and "Traceback" not in err
     assert not out.exists()  # no half-written video left behind
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--every", "0"], "--every and --full-every must be 1 or more, got 0 and 10"),
+        (["--full-every", "0"], "--every and --full-every must be 1 or more, got 1 and 0"),
+        (["-o", "out.avi"], "-o out.avi: emolens writes H.264 MP4 files; name it .mp4"),
+    ],
+)
+def test_video_arguments_are_named_in_errors(extra, message, tmp_path, capsys, monkeypatch, astronaut_bgr):
+    from test_video import make_clip
+
+    monkeypatch.chdir(tmp_path)
+    clip = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=3)
+    assert main(["video", str(clip), *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("emolens: error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "out.avi").exists()

@@ -194,8 +194,14 @@ def _cmd_video(args: argparse.Namespace) -> int:
     from emolens.inference.video import process_video
 
     source = Path(args.input)
+    if source.is_dir():
+        raise EmolensError(f"{source} is a folder; give one video file")
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
+    if args.every < 1 or args.full_every < 1:
+        raise EmolensError(f"--every and --full-every must be 1 or more, got {args.every} and {args.full_every}")
+    if args.output and Path(args.output).suffix.lower() != ".mp4":
+        raise EmolensError(f"-o {args.output}: emolens writes H.264 MP4 files; name it .mp4")
     target = args.output or str(source.with_name(source.stem + "_emolens.mp4"))
     set_spinning(False)  # the decoder and encoder threads need the cores between runs
     recognizer = _recognizer(args)
@@ -307,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)",
     )
-    p.add_argument("--arch", help="model name (see `emolens train --list-models`)")
+    p.add_argument("--arch", help="model name, default vggface48 (an unknown name is refused with the known ones)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)

@@ -37,6 +37,10 @@ class TrainConfig:
     snapshots: int = 0  # keep the scored weights of each of the last N epochs in OUT/snapshots/
 
     def __post_init__(self) -> None:
+        from emolens.training.models import list_models
+
+        if self.arch not in list_models():  # before any data is read
+            raise ValueError(f"unknown model {self.arch!r}; choose from {', '.join(list_models())}")
         if self.snapshots < 0:
             raise ValueError(f"--snapshots must be 0 or more epochs, got {self.snapshots}")
 
