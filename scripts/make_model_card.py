@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emolens._machine import describe_machine
-from emolens.evaluation import PERTURBATIONS, evaluate
-from emolens.evaluation import predict_probabilities as evaluate_scores
+from emolens.evaluation import PERTURBATIONS, evaluate, predict_probabilities
 from emolens.labels import EMOTIONS
 from emolens.training.data import load_split
 from emolens.training.plots import plot_confusion, plot_curves
@@ -194,12 +193,8 @@ Confusion matrix (rows true, columns predicted):
 
 def _reference_agreement(model: Path, images: np.ndarray, labels: np.ndarray, accuracy: float) -> dict:
     """The library's scores against the reference path on every face: what makes the card CPU-independent."""
-    from emolens.inference._ort import reference_session
-
-    session = reference_session(model)
-    x = images.astype(np.float32)[:, None]
-    reference = np.concatenate([session.run(None, {"faces": x[i : i + 256]})[0] for i in range(0, len(x), 256)])
-    ours = evaluate_scores(model, images)
+    reference = predict_probabilities(model, images, reference=True)
+    ours = predict_probabilities(model, images)
     return {
         "top1_agreement": float(np.mean(ours.argmax(1) == reference.argmax(1))),
         "accuracy": float(np.mean(reference.argmax(1) == labels)),

@@ -142,3 +142,16 @@ def public_test():
     from emolens.training.data import load_split
 
     return load_split(path, "test")
+
+
+class RolledScores:
+    """A session whose scores are shifted by one emotion: kernels that disagree with the reference path."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def run(self, names, feed):
+        return [np.roll(self._session.run(names, feed)[0], 1, axis=1)]

@@ -8,6 +8,7 @@ import onnx
 import pytest
 import torch
 
+from conftest import RolledScores
 from emolens._machine import describe_machine
 from emolens.errors import ExportError, ModelLoadError
 from emolens.inference.classifier import EmotionClassifier
@@ -144,16 +145,6 @@ def test_int8_quantisation_keeps_metadata_and_checks_agreement(tiny_model, tmp_p
     np.testing.assert_allclose(scores, EmotionClassifier(float_path).classify(faces[64:]), atol=0.1)
 
 
-class _RolledScores:
-    """A session whose scores are shifted by one emotion: kernels that disagree with the reference path."""
-
-    def __init__(self, session):
-        self._session = session
-
-    def run(self, names, feed):
-        return [np.roll(self._session.run(names, feed)[0], 1, axis=1)]
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_int8_export_refuses_kernels_that_differ_from_the_reference_path(tiny_model, tmp_path, monkeypatch):
     from emolens.inference import _ort
@@ -162,7 +153,7 @@ def test_int8_export_refuses_kernels_that_differ_from_the_reference_path(tiny_mo
     export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
     faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
     real = _ort.cpu_session
-    monkeypatch.setattr(_ort, "cpu_session", lambda path, **kw: _RolledScores(real(path, **kw)))
+    monkeypatch.setattr(_ort, "cpu_session", lambda path, **kw: RolledScores(real(path, **kw)))
     with pytest.raises(ExportError, match=r"reference path's top emotion.*\(AMD|Intel|.*\)"):
         quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=0.0)
     assert not int8_path.exists()

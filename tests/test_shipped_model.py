@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from emolens._machine import describe_machine
+from emolens.evaluation import predict_probabilities
 from emolens.inference._ort import reference_session
 from emolens.inference.classifier import EmotionClassifier, default_model_path
 from emolens.inference.recognizer import EmotionRecognizer
@@ -43,12 +44,6 @@ def _model_card() -> dict:
     return json.loads((resources.files("emolens") / "models" / "model_card.json").read_text())
 
 
-def _reference_scores(model_path, faces: np.ndarray) -> np.ndarray:
-    session = reference_session(model_path)
-    x = faces.astype(np.float32)[:, None]
-    return np.concatenate([session.run(None, {"faces": x[i : i + 256]})[0] for i in range(0, len(x), 256)])
-
-
 @pytest.fixture(scope="module")
 def shipped_scores(public_test) -> np.ndarray:
     """The shipped model's scores on PublicTest through the library's own session."""
@@ -67,7 +62,7 @@ def test_shipped_model_scores_its_model_card_on_publictest(public_test, shipped_
 def test_shipped_model_agrees_with_the_reference_path(public_test, shipped_scores):
     """The fast kernels of this CPU against ONNX Runtime's reference maths (every 3rd face: 1,197)."""
     every = slice(None, None, 3)
-    reference = _reference_scores(default_model_path(), public_test.images[every])
+    reference = predict_probabilities(None, public_test.images[every], reference=True)
     ours = shipped_scores[every]
     agreement = float(np.mean(ours.argmax(1) == reference.argmax(1)))
     labels = public_test.labels[every]

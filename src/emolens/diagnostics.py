@@ -48,17 +48,13 @@ def self_check_faces() -> np.ndarray:
 
 def self_check(classifier=None) -> SelfCheck:
     """Classify the shipped faces with ``classifier`` (default: the shipped model) and on the reference path."""
-    from emolens.inference._ort import reference_session
     from emolens.inference.classifier import EmotionClassifier
 
     start = time.perf_counter()
     classifier = classifier or EmotionClassifier()
     faces = self_check_faces()
     ours = classifier.classify(faces)
-    reference = reference_session(classifier.model_path).run(None, {"faces": faces.astype(np.float32)[:, None]})[0]
-    if not classifier.flip_in_model and classifier.tta:  # the classifier averages the mirror itself
-        mirrored = faces[..., ::-1].astype(np.float32)[:, None]
-        reference = (reference + reference_session(classifier.model_path).run(None, {"faces": mirrored})[0]) / 2
+    reference = EmotionClassifier(classifier.model_path, tta=classifier.tta, reference=True).classify(faces)
     agreement = float(np.mean(ours.argmax(1) == reference.argmax(1)))
     diff = float(np.abs(ours - reference).max())
     ok = diff <= SELF_CHECK_TOLERANCE

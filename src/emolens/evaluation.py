@@ -57,9 +57,17 @@ def perturb(faces: np.ndarray, name: str, *, seed: int = 0) -> np.ndarray:
 
 
 def predict_probabilities(
-    model: str | os.PathLike | None, faces: np.ndarray, *, tta: bool = False, batch_size: int = 256
+    model: str | os.PathLike | None,
+    faces: np.ndarray,
+    *,
+    tta: bool = False,
+    batch_size: int = 256,
+    reference: bool = False,
 ) -> np.ndarray:
-    """Class scores (n, 7) from an ONNX model (default: the shipped one) or a ``.pt`` checkpoint."""
+    """Class scores (n, 7) from an ONNX model (default: the shipped one) or a ``.pt`` checkpoint.
+
+    ``reference``: an ONNX model on ONNX Runtime's reference path (see EmotionClassifier).
+    """
     if model is not None and Path(model).suffix == ".pt":
         from emolens.training.export import load_checkpoint
         from emolens.training.train import predict_logits
@@ -68,7 +76,7 @@ def predict_probabilities(
         return predict_logits(net, faces, tta=tta)
     from emolens.inference.classifier import EmotionClassifier
 
-    classifier = EmotionClassifier(model, tta=tta)
+    classifier = EmotionClassifier(model, tta=tta, reference=reference)
     return np.concatenate([classifier.classify(faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)])
 
 

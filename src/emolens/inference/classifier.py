@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from emolens.errors import ModelLoadError
-from emolens.inference._ort import cpu_session
+from emolens.inference._ort import cpu_session, reference_session
 from emolens.labels import EMOTIONS
 from emolens.preprocess import INPUT_SIZE, to_model_input
 
@@ -32,6 +32,8 @@ class EmotionClassifier:
         providers: ONNX Runtime execution providers.
         threads: intra-op threads (0: ONNX Runtime's default, all cores).
         tta: also classify the mirrored face and average, unless the model already does.
+        reference: run on ONNX Runtime's reference path (no graph optimisation, the same maths
+            on every CPU, several times slower): what the fast kernels are checked against.
 
     Raises:
         ModelLoadError: if the file is missing, not ONNX, or lacks emolens metadata.
@@ -48,11 +50,16 @@ class EmotionClassifier:
         providers: list[str] | None = None,
         threads: int = 0,
         tta: bool = False,
+        reference: bool = False,
     ):
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         if not self.model_path.is_file():
             raise ModelLoadError(f"model file not found: {self.model_path}")
-        self._session = cpu_session(self.model_path, threads=threads, providers=providers)
+        self._session = (
+            reference_session(self.model_path, threads=threads)
+            if reference
+            else cpu_session(self.model_path, threads=threads, providers=providers)
+        )
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         if "labels" not in self.metadata or "input_size" not in self.metadata:
             raise ModelLoadError(
