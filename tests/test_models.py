@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emolens.training.models import DEFAULT_ARCH, Residual, VggFace48, count_parameters, create_model, list_models
+from emolens.training.models import (
+    DEFAULT_ARCH,
+    Residual,
+    VggFace48,
+    count_multiply_adds,
+    count_parameters,
+    create_model,
+    list_models,
+)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -57,3 +65,23 @@ def test_residual_pairs_only_whole_pairs():
     assert depths == [4, 8, 12, 16, 20]  # every convolution kept, whatever the depth
     blocks = sum(isinstance(m, Residual) for m in VggFace48(depths=(1, 2, 4, 5), residual=True).modules())
     assert blocks == 0 + 0 + 1 + 2
+
+
+def test_multiply_adds_match_a_count_by_hand():
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),  # 48*48 pixels x 9 taps x 1 input x 4 outputs
+        torch.nn.Conv2d(4, 4, 3, padding=1, stride=2, groups=4),  # depthwise: 24*24 x 9 x 1 x 4
+        torch.nn.Conv2d(4, 6, 1),  # pointwise: 24*24 x 4 x 6
+        torch.nn.Flatten(),
+        torch.nn.Linear(6 * 24 * 24, 7),
+    )
+    assert count_multiply_adds(net) == 48 * 48 * 9 * 4 + 24 * 24 * 9 * 4 + 24 * 24 * 4 * 6 + 6 * 24 * 24 * 7
+    assert net.training  # the count leaves the model as it found it
+
+
+def test_compact_model_is_within_its_budget():
+    compact, accurate = create_model("sepface48"), create_model("vggface48")
+    assert count_multiply_adds(accurate) == 139_273_984
+    assert count_multiply_adds(compact) <= 25_000_000
+    assert count_multiply_adds(accurate) >= 5 * count_multiply_adds(compact)
+    assert any(isinstance(m, Residual) for m in compact.modules())
