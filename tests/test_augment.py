@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from emolens.training.augment import AugmentConfig, augment_batch
@@ -30,4 +32,47 @@ def test_flip_only_mirrors():
     x = torch.rand(4, 1, 48, 48)
     torch.testing.assert_close(
         augment_batch(x, only_flip, torch.Generator()), torch.flip(x, dims=[3]), atol=1e-5, rtol=0
+    )
+
+
+def test_robust_preset_blurs_like_opencv_and_compresses_like_a_jpeg_encoder():
+    import cv2
+    import numpy as np
+
+    from emolens.training.augment import _defocus, _jpeg
+
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    x = torch.from_numpy(faces).unsqueeze(1).float() / 255
+    chosen = torch.tensor([True, False, True])
+    blurred = _defocus(x, torch.tensor([1.0, 9.0, 2.0]), chosen)
+    for i, sigma in ((0, 1.0), (2, 2.0)):
+        expected = cv2.GaussianBlur(faces[i].astype(np.float32) / 255, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        np.testing.assert_allclose(blurred[i, 0].numpy(), expected, atol=2e-3)
+    torch.testing.assert_close(blurred[1], x[1])  # not chosen: untouched
+    compressed = _jpeg(x, torch.tensor([12, 12, 90]), chosen)
+    expected = cv2.imdecode(cv2.imencode(".jpg", faces[0], [cv2.IMWRITE_JPEG_QUALITY, 12])[1], cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal((compressed[0, 0] * 255).round().numpy().astype(np.uint8), expected)
+    torch.testing.assert_close(compressed[1], x[1])
+
+
+def test_robust_preset_output_is_eight_bit_and_degraded():
+    from emolens.training.augment import ROBUST, augment_appearance
+
+    x = torch.rand(256, 1, 48, 48)
+    out = augment_appearance(x, ROBUST, torch.Generator().manual_seed(0))
+    unerased = augment_appearance(x, dataclasses.replace(ROBUST, erase_p=0.0), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(unerased * 255, (unerased * 255).round())  # 8 bits, as a camera's frame
+    assert out.min() >= 0 and out.max() <= 1
+    changed = (out - x).abs().flatten(1).mean(1) > 0.01
+    assert changed.float().mean() > 0.5  # most faces degraded in some way
+
+
+def test_geometry_then_appearance_is_augment_batch():
+    from emolens.training.augment import augment_appearance, augment_geometry
+
+    x = torch.rand(8, 1, 48, 48)
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    torch.testing.assert_close(
+        augment_batch(x, AugmentConfig(), g1),
+        augment_appearance(augment_geometry(x, AugmentConfig(), g2), AugmentConfig(), g2),
     )

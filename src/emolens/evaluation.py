@@ -1,14 +1,16 @@
 """Evaluate a model on a FER2013 split, clean or under generated perturbations.
 
 ONNX models are evaluated with ONNX Runtime only; training checkpoints (``.pt``) need torch.
-The perturbations make the robustness targets measurable: darkened (gamma and brightness),
-noisy and slightly rotated copies of a split, generated deterministically from a seed.
+The perturbations make the robustness targets measurable: darkened (gamma and exposure),
+noisy, blurred, JPEG-compressed and rotated copies of a split, at a strength given with the
+name (``noise:25``), generated deterministically from a seed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,43 +19,114 @@ import numpy as np
 from emolens.metrics import classification_report
 
 
-def _dark(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Low light: gamma 1.8-2.5 and brightness scaled to 40-70%."""
+@dataclass(frozen=True)
+class Perturbation:
+    """A named degradation of faces with its strength: ``noise:25``, ``blur:1.5``, ``rotate:15-25``.
+
+    ``low``/``high`` bound the strength drawn per face (equal for a fixed strength); for
+    ``dark`` the strength is the gamma and ``gain`` the exposure (``dark:2.2x0.45``).
+    """
+
+    name: str
+    low: float
+    high: float
+    gain: tuple[float, float] = (1.0, 1.0)
+
+    @property
+    def spec(self) -> str:
+        strength = f"{self.low:g}" if self.low == self.high else f"{self.low:g}-{self.high:g}"
+        if self.name == "dark":
+            gain = f"{self.gain[0]:g}" if self.gain[0] == self.gain[1] else f"{self.gain[0]:g}-{self.gain[1]:g}"
+            strength += f"x{gain}"
+        return f"{self.name}:{strength}"
+
+    def apply(self, faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        strength = rng.uniform(self.low, self.high, len(faces))
+        return _APPLY[self.name](faces, strength, self, rng)
+
+
+def _dark(faces: np.ndarray, gamma: np.ndarray, p: Perturbation, rng: np.random.Generator) -> np.ndarray:
+    """Low light: gamma, then exposure scaled down, rounded to 8 bits as a camera would."""
     x = faces.astype(np.float32) / 255
-    gamma = rng.uniform(1.8, 2.5, (len(x), 1, 1))
-    gain = rng.uniform(0.4, 0.7, (len(x), 1, 1))
-    return np.clip(255 * gain * x**gamma, 0, 255).round().astype(np.uint8)
+    gain = rng.uniform(*p.gain, len(x))
+    return np.clip(255 * gain[:, None, None] * x ** gamma[:, None, None], 0, 255).round().astype(np.uint8)
 
 
-def _noise(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian sensor noise, sigma 8-15 grey levels."""
-    sigma = rng.uniform(8, 15, (len(faces), 1, 1))
-    return np.clip(faces + rng.normal(size=faces.shape) * sigma, 0, 255).round().astype(np.uint8)
+def _noise(faces: np.ndarray, sigma: np.ndarray, _p: Perturbation, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian sensor noise, sigma in grey levels."""
+    noisy = faces + rng.normal(size=faces.shape) * sigma[:, None, None]
+    return np.clip(noisy, 0, 255).round().astype(np.uint8)
 
 
-def _rotate(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """In-plane head tilt of 5-15 degrees either way."""
+def _blur(faces: np.ndarray, sigma: np.ndarray, _p: Perturbation, _rng: np.random.Generator) -> np.ndarray:
+    """Defocus: Gaussian blur, sigma in pixels."""
+    return np.stack(
+        [cv2.GaussianBlur(f, (0, 0), float(s), borderType=cv2.BORDER_REPLICATE) for f, s in zip(faces, sigma)]
+    )
+
+
+def _jpeg(faces: np.ndarray, quality: np.ndarray, _p: Perturbation, _rng: np.random.Generator) -> np.ndarray:
+    """JPEG compression at the given quality (1-100)."""
+    out = np.empty_like(faces)
+    for i, (face, q) in enumerate(zip(faces, quality)):
+        _, encoded = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, int(round(q))])
+        out[i] = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def _rotate(faces: np.ndarray, degrees: np.ndarray, _p: Perturbation, rng: np.random.Generator) -> np.ndarray:
+    """In-plane head tilt, either way."""
     out = np.empty_like(faces)
     h, w = faces.shape[1:]
-    for i, face in enumerate(faces):
-        angle = rng.uniform(5, 15) * rng.choice([-1, 1])
-        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    for i, (face, angle) in enumerate(zip(faces, degrees * rng.choice([-1, 1], len(faces)))):
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(angle), 1.0)
         out[i] = cv2.warpAffine(face, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     return out
 
 
-PERTURBATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+_APPLY: dict[str, Callable[[np.ndarray, np.ndarray, Perturbation, np.random.Generator], np.ndarray]] = {
     "dark": _dark,
     "noise": _noise,
+    "blur": _blur,
+    "jpeg": _jpeg,
     "rotate": _rotate,
 }
+# A bare name means these strengths (the first three as the perturbations were first defined).
+DEFAULT_STRENGTHS = {"dark": "1.8-2.5x0.4-0.7", "noise": "8-15", "rotate": "5-15", "blur": "1.5", "jpeg": "12"}
+# Poor cameras and poor light at the strengths the robustness targets are set at.
+ROBUSTNESS_SUITE = ("noise:25", "blur:1.5", "jpeg:12", "dark:2.2x0.45", "rotate:15-25")
+PERTURBATIONS = tuple(_APPLY)
 
 
-def perturb(faces: np.ndarray, name: str, *, seed: int = 0) -> np.ndarray:
-    """Return a perturbed copy of uint8 faces (n, 48, 48); ``name`` is a key of PERTURBATIONS."""
-    if name not in PERTURBATIONS:
+def parse_perturbation(spec: str) -> Perturbation:
+    """``NAME`` or ``NAME:STRENGTH``; a strength is a number or a range ``LOW-HIGH`` (dark: ``GAMMA[xGAIN]``).
+
+    Raises:
+        ValueError: naming the unknown perturbation or the malformed strength.
+    """
+    name, _, strength = spec.partition(":")
+    if name not in _APPLY:
         raise ValueError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)}")
-    return PERTURBATIONS[name](faces, np.random.default_rng(seed))
+    strength = strength or DEFAULT_STRENGTHS[name]
+    try:
+        level, _, gain = strength.partition("x") if name == "dark" else (strength, "", "")
+        low, high = _range(level)
+        gains = _range(gain) if gain else (1.0, 1.0)
+    except ValueError:
+        raise ValueError(f"perturbation {spec!r}: the strength must be a number or LOW-HIGH") from None
+    if low > high or low < 0 or (name == "jpeg" and not 1 <= low <= high <= 100):
+        raise ValueError(f"perturbation {spec!r}: strength out of range")
+    return Perturbation(name, low, high, gains)
+
+
+def _range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    return float(low), float(high or low)
+
+
+def perturb(faces: np.ndarray, spec: str, *, seed: int = 0) -> np.ndarray:
+    """Return a perturbed copy of uint8 faces (n, 48, 48); ``spec`` as :func:`parse_perturbation` reads it."""
+    return parse_perturbation(spec).apply(faces, np.random.default_rng(seed))
 
 
 def predict_probabilities(
@@ -91,6 +164,7 @@ def evaluate(
 ) -> dict:
     """Classification report (see :func:`emolens.metrics.classification_report`) of a model on faces."""
     if perturbation:
+        perturbation = parse_perturbation(perturbation).spec
         images = perturb(images, perturbation, seed=seed)
     scores = predict_probabilities(model, images, tta=tta)
     report = classification_report(labels, scores.argmax(1))

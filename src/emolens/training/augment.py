@@ -3,7 +3,14 @@
 Chosen to match faces and the origin's failures: small shifts, rotations and scale (turned
 and off-centre heads), horizontal flip, brightness/contrast/gamma (poor light), blur or
 sharpening (soft or over-processed cameras; FER2013's train split is also slightly
-smoother than its test split), Gaussian noise, and random erasing (occlusion).
+smoother than its test split), Gaussian noise, and random erasing (occlusion). The robust
+preset adds what poor cameras do to a face: defocus blur of 1-2 px, strong sensor noise,
+JPEG at low quality and dark exposures, each rounded back to 8 bits as a camera would.
+
+Geometry and appearance are separate steps (:func:`augment_geometry`,
+:func:`augment_appearance`): distillation shows the teacher each geometric view, while the
+student also sees it degraded, and learns to answer for the degraded face what the teacher
+says of the clean one.
 """
 
 from __future__ import annotations
@@ -30,6 +37,28 @@ class AugmentConfig:
     max_noise_std: float = 0.06
     erase_p: float = 0.25
     erase_area: tuple[float, float] = (0.02, 0.15)
+    min_noise_std: float = 0.0
+    gain: tuple[float, float] = (1.0, 1.0)  # exposure: pixel values scaled (before gamma), with the light step
+    defocus_p: float = 0.0
+    defocus_sigma: tuple[float, float] = (1.0, 2.0)  # Gaussian blur, pixels
+    jpeg_p: float = 0.0
+    jpeg_quality: tuple[int, int] = (10, 30)
+    quantize: bool = False  # round to 8 bits at the end, as frames from a camera are
+
+
+# Poor cameras and poor light (issue targets: noise sigma 25, blur sigma 1.5, JPEG 12, gamma
+# 2.2 at 45% exposure, rotation up to 25 degrees), on top of the default augmentation.
+ROBUST = AugmentConfig(
+    max_rotate_deg=25.0,
+    gamma=(0.5, 2.5),
+    gain=(0.35, 1.0),
+    noise_p=0.25,
+    min_noise_std=0.02,
+    max_noise_std=0.12,
+    defocus_p=0.2,
+    jpeg_p=0.25,
+    quantize=True,
+)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -41,7 +70,7 @@ def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Augment a batch of faces.
+    """Augment a batch of faces: geometry, then appearance.
 
     Args:
         x: (n, 1, H, W) float in [0, 1].
@@ -51,6 +80,11 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     Returns:
         (n, 1, H, W) float in [0, 1].
     """
+    return augment_appearance(augment_geometry(x, cfg, gen), cfg, gen)
+
+
+def augment_geometry(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """One affine warp per face (flip, rotation, scale, shift); (n, 1, H, W) floats in [0, 1]."""
     n = x.shape[0]
     # Geometry: one affine warp per image (flip, rotation, scale, shift).
     angle = _uniform(n, -1, 1, gen) * math.radians(cfg.max_rotate_deg)
@@ -62,16 +96,23 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
     theta[:, :, 2] = _uniform(2 * n, -2 * cfg.max_shift, 2 * cfg.max_shift, gen).view(n, 2)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    # Light: contrast around the mean, brightness offset, gamma.
+
+def augment_appearance(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Light, blur, noise, compression and occlusion; (n, 1, H, W) floats in [0, 1]."""
+    n = x.shape[0]
+    # Light: contrast around the mean, brightness offset, exposure, gamma.
     on = _chance(n, cfg.photometric_p, gen).view(n, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     contrast = _uniform(n, *cfg.contrast, gen).view(n, 1, 1, 1)
     bright = _uniform(n, -cfg.brightness, cfg.brightness, gen).view(n, 1, 1, 1)
     log_gamma = _uniform(n, math.log(cfg.gamma[0]), math.log(cfg.gamma[1]), gen).view(n, 1, 1, 1)
-    lit = ((x - mean) * contrast + mean + bright).clamp(0, 1) ** torch.exp(log_gamma)
+    gain = _uniform(n, *cfg.gain, gen).view(n, 1, 1, 1)
+    lit = gain * ((x - mean) * contrast + mean + bright).clamp(0, 1) ** torch.exp(log_gamma)
     x = torch.where(on, lit, x)
+    if cfg.defocus_p > 0:
+        x = _defocus(x, _uniform(n, *cfg.defocus_sigma, gen), _chance(n, cfg.defocus_p, gen))
 
     # Blur (amount < 0) or sharpen (amount > 0): x + amount * (x - blur(x)).
     kernel = torch.tensor([1.0, 2.0, 1.0])
@@ -81,9 +122,16 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     x = x + amount * (x - blurred)
 
     # Sensor noise.
-    sigma = _uniform(n, 0, cfg.max_noise_std, gen).view(n, 1, 1, 1) * _chance(n, cfg.noise_p, gen).view(n, 1, 1, 1)
+    sigma = _uniform(n, cfg.min_noise_std, cfg.max_noise_std, gen) * _chance(n, cfg.noise_p, gen)
+    sigma = sigma.view(n, 1, 1, 1)
     x = x + sigma * torch.randn(x.shape, generator=gen)
     x = x.clamp(0, 1)
+    if cfg.quantize:
+        x = (x * 255).round() / 255
+    if cfg.jpeg_p > 0:
+        low, high = cfg.jpeg_quality
+        quality = torch.randint(low, high + 1, (n,), generator=gen)
+        x = _jpeg(x, quality, _chance(n, cfg.jpeg_p, gen))
 
     # Random erasing: one rectangle per chosen image, filled with uniform noise.
     h, w = x.shape[-2:]
@@ -103,3 +151,38 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     )
     mask = (inside & _chance(n, cfg.erase_p, gen).view(n, 1, 1)).unsqueeze(1)
     return torch.where(mask, torch.rand(x.shape, generator=gen), x)
+
+
+def _defocus(x: torch.Tensor, sigma: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur of each chosen face with its own sigma (pixels), as one grouped convolution."""
+    if not chosen.any():
+        return x
+    index = torch.nonzero(chosen).flatten()
+    sigma = sigma[index]
+    k, h, w = len(index), x.shape[2], x.shape[3]
+    radius = int(math.ceil(3 * float(sigma.max())))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    kernel_1d = torch.exp(-(taps[None, :] ** 2) / (2 * sigma[:, None] ** 2))
+    kernel_1d = kernel_1d / kernel_1d.sum(1, keepdim=True)  # separable: rows, then columns
+    padded = F.pad(x[index].reshape(1, k, h, w), (radius,) * 4, mode="replicate")
+    rows = F.conv2d(padded, kernel_1d.view(k, 1, 1, -1), groups=k)
+    blurred = F.conv2d(rows, kernel_1d.view(k, 1, -1, 1), groups=k).reshape(k, 1, h, w)
+    out = x.clone()
+    out[index] = blurred
+    return out
+
+
+def _jpeg(x: torch.Tensor, quality: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Each chosen face through a JPEG encoder at its quality, as a poor camera or a stream would."""
+    import cv2
+    import numpy as np
+
+    out = x.clone()
+    pixels = (x[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    for i in torch.nonzero(chosen).flatten().tolist():
+        ok, encoded = cv2.imencode(".jpg", pixels[i], [cv2.IMWRITE_JPEG_QUALITY, int(quality[i])])
+        if not ok:  # pragma: no cover - OpenCV encodes any 8-bit gray image
+            raise RuntimeError("OpenCV failed to JPEG-encode a face")
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+        out[i, 0] = torch.from_numpy(np.ascontiguousarray(decoded)).to(x.dtype) / 255
+    return out

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from emolens.evaluation import ROBUSTNESS_SUITE, Perturbation, parse_perturbation, perturb
+
+
+@pytest.fixture
+def faces() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    smooth = cv2.resize(rng.integers(0, 256, (6, 12, 12)).astype(np.uint8).transpose(1, 2, 0), (48, 48))
+    return np.ascontiguousarray(smooth.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("noise:25", Perturbation("noise", 25, 25)),
+        ("rotate:15-25", Perturbation("rotate", 15, 25)),
+        ("dark:2.2x0.45", Perturbation("dark", 2.2, 2.2, (0.45, 0.45))),
+        ("dark:2.2", Perturbation("dark", 2.2, 2.2, (1.0, 1.0))),
+        ("dark", Perturbation("dark", 1.8, 2.5, (0.4, 0.7))),
+        ("jpeg", Perturbation("jpeg", 12, 12)),
+    ],
+)
+def test_specs_are_parsed_and_written_back(spec, expected):
+    parsed = parse_perturbation(spec)
+    assert parsed == expected
+    assert parse_perturbation(parsed.spec) == parsed
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("fog", "unknown perturbation 'fog'; choose from dark, noise, blur, jpeg, rotate"),
+        ("noise:loud", "the strength must be a number or LOW-HIGH"),
+        ("jpeg:0", "strength out of range"),
+        ("blur:3-1", "strength out of range"),
+    ],
+)
+def test_bad_specs_are_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_perturbation(spec)
+
+
+def test_each_perturbation_does_what_its_name_says(faces):
+    blurred = perturb(faces, "blur:1.5")
+    np.testing.assert_array_equal(blurred[0], cv2.GaussianBlur(faces[0], (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE))
+    jpeg = perturb(faces, "jpeg:12")
+    expected = cv2.imdecode(cv2.imencode(".jpg", faces[1], [cv2.IMWRITE_JPEG_QUALITY, 12])[1], cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(jpeg[1], expected)
+    noisy = perturb(faces, "noise:25").astype(float) - faces
+    assert 20 < noisy.std() < 26  # clipping at 0 and 255 trims a little
+    dark = perturb(faces, "dark:2.2x0.45")
+    expected = np.clip(255 * 0.45 * (faces / 255) ** 2.2, 0, 255).round()
+    np.testing.assert_array_equal(dark, expected.astype(np.uint8))
+    rotated = perturb(faces, "rotate:20")
+    assert not np.array_equal(rotated, faces) and rotated.shape == faces.shape
+    np.testing.assert_array_equal(perturb(faces, "noise:25", seed=3), perturb(faces, "noise:25", seed=3))
+
+
+def test_the_suite_is_the_robustness_targets():
+    assert [parse_perturbation(s).name for s in ROBUSTNESS_SUITE] == ["noise", "blur", "jpeg", "dark", "rotate"]
