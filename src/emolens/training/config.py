@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emolens.training.augment import AugmentConfig
+from emolens.training.augment import ROBUST, AugmentConfig
 
 
 @dataclass
@@ -35,6 +35,13 @@ class TrainConfig:
     # ships, rather than by one view: the two peak at different epochs.
     select_on_mirror: bool = False
     snapshots: int = 0  # keep the scored weights of each of the last N epochs in OUT/snapshots/
+    # Start from a shipped model's name or an ONNX file's weights (training/onnx_weights.py), e.g. to fine-tune.
+    init: str = ""
+    # Distillation (training/distill.py): a teacher model's name or file; "" trains on labels only.
+    teacher: str = ""
+    teacher_views: int = 8  # geometric views of each face the teacher scores once, before training
+    distill_weight: float = 0.75  # share of the soft-target loss; the rest is cross-entropy on labels
+    distill_temperature: float = 3.0
 
     def __post_init__(self) -> None:
         from emolens.training.models import list_models
@@ -43,6 +50,12 @@ class TrainConfig:
             raise ValueError(f"unknown model {self.arch!r}; choose from {', '.join(list_models())}")
         if self.snapshots < 0:
             raise ValueError(f"--snapshots must be 0 or more epochs, got {self.snapshots}")
+        if self.teacher_views < 1:
+            raise ValueError(f"--teacher-views must be 1 or more, got {self.teacher_views}")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
+        if self.distill_temperature <= 0:
+            raise ValueError(f"--distill-temperature must be positive, got {self.distill_temperature}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -68,9 +81,20 @@ class TrainConfig:
         path.write_text(json.dumps(values, indent=2) + "\n")
 
 
+# The compact model's recipe: distilled from the accurate shipped model, robust augmentation,
+# short enough for two hours on a 2-core AVX2 CPU.
+COMPACT = dict(
+    arch="sepface48",
+    epochs=50,
+    teacher="accurate",
+    augment_config=ROBUST,
+    select_on_mirror=True,
+)
+
 # The origin's recipe: Adam 5e-4, batch 64, plain cross-entropy, LR reduced on plateau, 15 epochs.
 RECIPES: dict[str, dict] = {
     "default": {},
+    "compact": COMPACT,
     "origin": dict(
         arch="seed2020",
         epochs=15,

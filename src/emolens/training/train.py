@@ -21,9 +21,10 @@ from tqdm import tqdm
 
 from emolens.labels import EMOTIONS
 from emolens.metrics import classification_report
-from emolens.training.augment import augment_batch
+from emolens.training.augment import augment_appearance, augment_batch
 from emolens.training.config import TrainConfig
 from emolens.training.data import FerSplit, load_split
+from emolens.training.distill import TeacherTargets, cached_teacher_targets, distillation_loss
 from emolens.training.models import count_parameters, create_model
 
 logger = logging.getLogger(__name__)
@@ -166,6 +167,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         # bf16=False (--no-bf16) is this sitting's explicit choice of fp32 and is kept.
         cfg = dataclasses.replace(saved, data=cfg.data, out=cfg.out, threads=cfg.threads, bf16=saved.bf16 and cfg.bf16)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    # Denormal floats (tiny activations as weights decay) take x86 CPUs 10-100x longer per
+    # operation; a depthwise net's fp32 evaluation slowed from seconds to minutes without this.
+    torch.set_flush_denormal(True)
     precision = training_precision(cfg, device)
     if ckpt is not None:
         _check_resumed_precision(ckpt.get("precision"), precision, explicit_fp32=not cfg.bf16)
@@ -178,7 +182,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     )
 
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.arch, num_classes=len(EMOTIONS)).to(device)
+    model = create_model(cfg.arch, num_classes=len(EMOTIONS))
+    if cfg.init and ckpt is None:
+        _init_from_onnx(model, cfg.init, train_split)
+    model = model.to(device)
     if fast:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
@@ -205,6 +212,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
 
     images = torch.from_numpy(train_split.images)
     labels = torch.from_numpy(train_split.labels)
+    targets = _teacher_targets(cfg, train_split, out) if cfg.teacher else None
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after - 1)
     for epoch in range(start_epoch, last_epoch + 1):
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -227,9 +235,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                 for group in optimizer.param_groups:
                     group["lr"] = _lr_at(cfg, step, steps_per_epoch)
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x = images[idx].unsqueeze(1).float() / 255
-            if cfg.augment:
-                x = augment_batch(x, cfg.augment_config, gen)
+            soft = None
+            if targets is not None:
+                x, soft = targets.draw(idx, gen)
+                soft = soft.to(device)
+                if cfg.augment:
+                    x = augment_appearance(x, cfg.augment_config, gen)
+            else:
+                x = images[idx].unsqueeze(1).float() / 255
+                if cfg.augment:
+                    x = augment_batch(x, cfg.augment_config, gen)
             x = (x * 255).to(device)
             if fast:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -244,6 +259,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
                 if cfg.mixup > 0:
                     other = F.cross_entropy(logits, y[partner], label_smoothing=cfg.label_smoothing)
                     loss = lam * loss + (1 - lam) * other
+                if soft is not None:
+                    w = cfg.distill_weight
+                    loss = (1 - w) * loss + w * distillation_loss(logits, soft, cfg.distill_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -334,6 +352,44 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         title=f"{cfg.arch} on {cfg.val_split}: accuracy {best['accuracy']:.4f}",
     )
     return best
+
+
+def _init_from_onnx(model: nn.Module, init: str, train_split: FerSplit) -> None:
+    from emolens.shipped import resolve_model
+    from emolens.training.onnx_weights import load_onnx_weights
+
+    path = resolve_model(init)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init: no model file {path}")
+    faces = train_split.images[np.random.default_rng(0).permutation(len(train_split))[:2048]]
+    load_onnx_weights(model, path, faces)
+    logger.info("weights from %s", path)
+
+
+def _teacher_targets(cfg: TrainConfig, train_split: FerSplit, out: Path) -> TeacherTargets:
+    from emolens.shipped import resolve_model
+
+    teacher = cfg.teacher if Path(cfg.teacher).suffix == ".pt" else resolve_model(cfg.teacher)
+    if not Path(teacher).is_file():
+        raise FileNotFoundError(f"--teacher: no model file {teacher}")
+    t0 = time.perf_counter()
+    targets = cached_teacher_targets(
+        out / "teacher_targets.npz",
+        teacher,
+        train_split.images,
+        views=cfg.teacher_views,
+        augment=cfg.augment_config,
+        seed=cfg.seed,
+    )
+    agreement = float(np.mean(targets.probs[0].argmax(1) == train_split.labels))
+    logger.info(
+        "teacher %s: %d views ready in %.0f s; its top emotion matches the train label on %.1f%% of faces",
+        teacher,
+        cfg.teacher_views,
+        time.perf_counter() - t0,
+        100 * agreement,
+    )
+    return targets
 
 
 def _check_resumed_precision(saved: str | None, now: str, *, explicit_fp32: bool) -> None:
