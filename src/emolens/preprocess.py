@@ -7,10 +7,33 @@ so callers only ever hand it 48x48 uint8 gray faces.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 INPUT_SIZE = 48
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where a model's training crop lies around a detector's box, in units of the box's height.
+
+    FER2013's faces were registered so each fills its 48x48 image the same way; a detector's
+    box sits on a face in its own way (RetinaFace's is tall and narrow). Cropping the square of
+    side ``side`` box heights centred ``dx``, ``dy`` box heights from the box's centre gives the
+    model faces framed as it was trained on (fitted by ``benchmarks/framing.py``).
+    """
+
+    side: float
+    dx: float = 0.0
+    dy: float = 0.0
+
+    def square(self, box: tuple[int, int, int, int]) -> tuple[float, float, float]:
+        """(centre x, centre y, side) of the crop for ``box`` = (x1, y1, x2, y2)."""
+        x1, y1, x2, y2 = box
+        height = y2 - y1
+        return (x1 + x2) / 2 + self.dx * height, (y1 + y2) / 2 + self.dy * height, self.side * height
 
 
 def to_gray48(image: np.ndarray) -> np.ndarray:
@@ -72,9 +95,28 @@ def square_box(
     return nx1, ny1, nx2, ny2
 
 
-def crop_face(frame: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.1) -> np.ndarray:
-    """Cut a face out of a frame (gray or BGR uint8) as the model's 48x48 gray input."""
-    x1, y1, x2, y2 = square_box(box, frame.shape, margin)
-    if x2 <= x1 or y2 <= y1:
+def crop_face(
+    frame: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.1, *, framing: Framing | None = None
+) -> np.ndarray:
+    """Cut a face out of a frame (gray or BGR uint8) as the model's 48x48 gray input.
+
+    With ``framing``, the crop is the square it describes, and where that square runs off the
+    frame the frame's edge pixels are repeated, so the face keeps its shape and place in the
+    crop; without, it is :func:`square_box` with ``margin``.
+    """
+    if framing is None:
+        x1, y1, x2, y2 = square_box(box, frame.shape, margin)
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(f"face box {tuple(box)} lies outside the frame of shape {frame.shape}")
+        return to_gray48(frame[y1:y2, x1:x2])
+    cx, cy, side = framing.square(box)
+    x1, y1 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    x2, y2 = x1 + max(1, int(round(side))), y1 + max(1, int(round(side)))
+    h, w = frame.shape[:2]
+    if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
         raise ValueError(f"face box {tuple(box)} lies outside the frame of shape {frame.shape}")
-    return to_gray48(frame[y1:y2, x1:x2])
+    inside = frame[max(0, y1) : min(h, y2), max(0, x1) : min(w, x2)]
+    pads = (max(0, -y1), max(0, y2 - h), max(0, -x1), max(0, x2 - w))
+    if any(pads):
+        inside = cv2.copyMakeBorder(inside, *pads, cv2.BORDER_REPLICATE)
+    return to_gray48(inside)

@@ -32,7 +32,8 @@ class EmotionRecognizer:
     Args:
         model_path: emolens ONNX model; default the shipped one.
         detector: a detector name (``"retinaface"``, ``"haar"``) or an object with ``detect(frame)``.
-        margin: extra border around each detected face, as a fraction of its side.
+        margin: extra border around each detected face, as a fraction of its side, for
+            detectors whose boxes have no measured ``framing`` (RetinaFace's has).
         threads: ONNX Runtime intra-op threads (0: all cores).
 
     Example:
@@ -60,7 +61,8 @@ class EmotionRecognizer:
         if len(boxes) == 0:
             return []
         boxes = sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
-        crops = np.stack([crop_face(frame, box, self.margin) for box in boxes])
+        framing = getattr(self.detector, "framing", None)  # a user's own detector may not say
+        crops = np.stack([crop_face(frame, box, self.margin, framing=framing) for box in boxes])
         probabilities = self.classifier.classify(crops)
         return [FaceResult.from_probabilities(FaceBox(*box), p) for box, p in zip(boxes, probabilities)]
 

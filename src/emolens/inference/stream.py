@@ -36,6 +36,11 @@ class StreamDetector:
         self._boxes = np.zeros((0, 4), np.int32)
         self._since_full = 0
 
+    @property
+    def framing(self):
+        """The wrapped detector's boxes, so its crop."""
+        return getattr(self.detector, "framing", None)
+
     def reset(self) -> None:
         """Forget the known faces (e.g. after a seek): the next frame gets a whole-frame pass."""
         self._boxes = np.zeros((0, 4), np.int32)

@@ -1,0 +1,122 @@
+"""How our detector's boxes sit on FER2013's faces, and what cropping by them costs (run by hand).
+
+    python benchmarks/framing.py --data fer2013-images.zip [--fit-faces 4000] [--json out.json]
+
+FER2013's faces were found by a detector and registered so each fills its 48x48 image the
+same way; at inference our crops come from RetinaFace boxes. Each FER2013 face is upscaled
+(default 192 px) and padded with mid-grey (default 96 px a side), run through RetinaFace,
+and the box found (the one nearest the centre) is expressed in the 48 px frame's units. The
+mapping from a box to the FER2013 crop (the crop's side in box heights and its centre's
+offset from the box's, in box heights) is fitted as medians on training faces, then PublicTest
+faces are round-tripped: detected, cropped by the old rule (``square_box`` with its margin)
+and by the fitted one, and classified by each shipped model, against the same faces
+classified directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolens._machine import describe_machine
+from emolens.inference.classifier import EmotionClassifier
+from emolens.inference.detector import create_detector
+from emolens.preprocess import Framing, crop_face
+from emolens.training.data import load_split
+
+
+def staged(face: np.ndarray, size: int, pad: int) -> np.ndarray:
+    """A FER2013 face as a photo: upscaled, padded with mid-grey, BGR."""
+    big = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
+    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
+    return cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+
+
+def central_box(detector, frame: np.ndarray) -> np.ndarray | None:
+    boxes, _ = detector.detect(frame)
+    if len(boxes) == 0:
+        return None
+    centre = np.array(frame.shape[1::-1]) / 2
+    mids = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return boxes[np.argmin(np.linalg.norm(mids - centre, axis=1))]
+
+
+def boxes_in_frame_units(detector, faces: np.ndarray, size: int, pad: int) -> np.ndarray:
+    """(n, 4) boxes in units of the 48 px frame (0-1 spans it); NaN where no face was found."""
+    out = np.full((len(faces), 4), np.nan)
+    for i, face in enumerate(faces):
+        box = central_box(detector, staged(face, size, pad))
+        if box is not None:
+            out[i] = (box - pad) / size
+    return out
+
+
+def fit_mapping(boxes: np.ndarray) -> dict:
+    """The FER2013 crop (the unit square) in box units: side and centre offset, in box heights."""
+    found = boxes[~np.isnan(boxes).any(1)]
+    h = found[:, 3] - found[:, 1]
+    cx, cy = (found[:, 0] + found[:, 2]) / 2, (found[:, 1] + found[:, 3]) / 2
+    return {
+        "side_per_box_height": float(np.median(1 / h)),
+        "centre_dx_per_box_height": float(np.median((0.5 - cx) / h)),
+        "centre_dy_per_box_height": float(np.median((0.5 - cy) / h)),
+        "box_median_in_frame": [float(v) for v in np.median(found, 0)],
+        "faces": int(len(found)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--fit-faces", type=int, default=4000, help="training faces to fit the mapping on")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    detector = create_detector("retinaface")
+    train, test = load_split(args.data, "train"), load_split(args.data, "test")
+    pick = np.random.default_rng(0).permutation(len(train))[: args.fit_faces]
+    t0 = time.perf_counter()
+    mapping = fit_mapping(boxes_in_frame_units(detector, train.images[pick], 192, 96))
+    result = {
+        "machine": describe_machine(),
+        "mapping_fitted_on_train": mapping,
+        "fit_s": round(time.perf_counter() - t0),
+    }
+    framing = Framing(
+        mapping["side_per_box_height"], mapping["centre_dx_per_box_height"], mapping["centre_dy_per_box_height"]
+    )
+    models = {name: EmotionClassifier(name) for name in ("compact", "accurate")}
+    direct = {name: clf.classify(test.images).argmax(1) for name, clf in models.items()}
+    result["direct_accuracy"] = {n: float(np.mean(p == test.labels)) for n, p in direct.items()}
+    result["round_trip"] = {}
+    for size, pad in ((192, 96), (96, 48), (384, 96)):
+        crops = {"old": [], "fitted": []}
+        found = []
+        for i, face in enumerate(test.images):
+            frame = staged(face, size, pad)
+            box = central_box(detector, frame)
+            if box is None:
+                continue
+            found.append(i)
+            crops["old"].append(crop_face(frame, tuple(int(v) for v in box)))
+            crops["fitted"].append(crop_face(frame, tuple(int(v) for v in box), framing=framing))
+        found = np.array(found)
+        row = {"found": len(found), "of": len(test)}
+        for rule, faces in crops.items():
+            for name, clf in models.items():
+                predicted = clf.classify(np.stack(faces)).argmax(1)
+                row[f"{rule} crop, {name}"] = float(np.mean(predicted == test.labels[found]))
+                row[f"direct on the same faces, {name}"] = float(np.mean(direct[name][found] == test.labels[found]))
+        result["round_trip"][f"{size} px + {pad} px padding"] = row
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
