@@ -6,8 +6,8 @@
 
 Training: img/s of one optimisation step (forward, backward, SGD) on batches of 128
 random 48x48 faces, fp32 vs bfloat16 autocast + channels_last, per architecture.
-Inference: the shipped ONNX model through ONNX Runtime, ms per face at batch 1 and faces/s
-at batch 64, with the threads given.
+Inference: each shipped ONNX model (or those given with --model) through ONNX Runtime, ms per
+face at batch 1 and faces/s at batch 64, with one thread and with all cores, in one run.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def bench_train(arch: str, bf16: bool, batch: int = 128, steps: int = 8, compile
     return steps * batch / (time.perf_counter() - t)
 
 
-def bench_onnx(model_path: str | None, threads: int) -> dict:
+def bench_onnx(model_path: str, threads: int) -> dict:
     from emolens.inference.classifier import EmotionClassifier
 
     clf = EmotionClassifier(model_path, threads=threads)
@@ -74,6 +74,7 @@ def bench_onnx(model_path: str | None, threads: int) -> dict:
         clf.classify(many)
     batch_s = (time.perf_counter() - t) / 20
     return {
+        "model": model_path,
         "threads": threads,
         "ms_per_face_batch1_median": 1000 * statistics.median(times),
         "ms_per_face_batch1_p95": 1000 * float(np.percentile(times, 95)),
@@ -87,8 +88,10 @@ def bench_onnx(model_path: str | None, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--model", help="ONNX model (default: shipped)")
-    parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48"])
+    parser.add_argument(
+        "--model", nargs="+", default=["compact", "accurate"], help="shipped model names or ONNX files (default: both)"
+    )
+    parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48", "sepface48"])
     parser.add_argument("--compile", action="store_true", help="also time bf16 + channels_last under torch.compile")
     args = parser.parse_args()
     result = {"machine": describe_machine()}
@@ -107,7 +110,7 @@ def main() -> None:
     import onnxruntime
 
     result["onnxruntime"] = onnxruntime.__version__
-    result["inference"] = [bench_onnx(args.model, t) for t in (1, os.cpu_count() or 1)]
+    result["inference"] = [bench_onnx(model, t) for model in args.model for t in (1, os.cpu_count() or 1)]
     print(json.dumps(result, indent=2))
 
 

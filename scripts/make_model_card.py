@@ -1,10 +1,12 @@
-"""Write the shipped model's card (Markdown + JSON) from a finished training run.
+"""Write a shipped model's card (Markdown + JSON, plots, metrics) from a finished training run.
 
     python scripts/make_model_card.py --run runs/vggface48 --data FER2013.zip \
         --model src/emolens/models/emolens_vggface48.onnx --command "emolens train ..."
 
 Everything in the card is measured here: the run's metrics and wall time, then the ONNX
-model evaluated on the PublicTest split clean and under each perturbation.
+model evaluated on the PublicTest split clean and under each perturbation. The files land
+beside the model as ``<model stem>.card.json``, ``.card.md``, ``.curves.png``,
+``.confusion.png`` and ``.metrics.json`` (see :mod:`emolens.shipped`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from emolens._machine import describe_machine
-from emolens.evaluation import PERTURBATIONS, evaluate, predict_probabilities
+from emolens.evaluation import PERTURBATIONS, ROBUSTNESS_SUITE, evaluate, parse_perturbation, predict_probabilities
 from emolens.labels import EMOTIONS
 from emolens.training.data import load_split
+from emolens.training.models import count_multiply_adds, count_parameters, create_model
 from emolens.training.plots import plot_confusion, plot_curves
 
 
@@ -35,6 +38,12 @@ def main() -> None:
     )
     parser.add_argument("--quantize-command", help="the `emolens quantize` command that made this file, if one did")
     parser.add_argument(
+        "--prior-command",
+        action="append",
+        default=[],
+        help="a command that made the model this run started from (--init); repeat them in order",
+    )
+    parser.add_argument(
         "--training-machine", help="where the run trained, with its CPU features (default: this machine)"
     )
     parser.add_argument("--notes", type=Path, help="Markdown appended under 'How we got here' (measured comparisons)")
@@ -46,8 +55,10 @@ def main() -> None:
     clean = evaluate(args.model, test.images, test.labels)
     single = evaluate(args.single_view_model, test.images, test.labels) if args.single_view_model else None
     robustness = {"none": clean["accuracy"]}
-    for name in PERTURBATIONS:
-        robustness[name] = evaluate(args.model, test.images, test.labels, perturbation=name)["accuracy"]
+    for spec in (*ROBUSTNESS_SUITE, *PERTURBATIONS):
+        spec = parse_perturbation(spec).spec
+        robustness[spec] = evaluate(args.model, test.images, test.labels, perturbation=spec)["accuracy"]
+    net = create_model(config["arch"])
     from emolens.inference.classifier import EmotionClassifier
 
     classifier = EmotionClassifier(args.model)
@@ -58,6 +69,13 @@ def main() -> None:
     card = {
         "model": args.model.name,
         "arch": config["arch"],
+        "multiply_adds_per_view": count_multiply_adds(net),
+        "parameters": count_parameters(net),
+        "teacher": Path(config["teacher"]).name if config.get("teacher") else None,
+        "distillation": {k: config[k] for k in ("teacher_views", "distill_weight", "distill_temperature")}
+        if config.get("teacher")
+        else None,
+        "initialised_from": config.get("init") or None,
         "labels": list(EMOTIONS),
         "input": "48x48 gray, 0-255",
         "data": "FER2013 image-folder edition: train/ (28,709 faces, reconstructed) for training; "
@@ -94,13 +112,15 @@ def main() -> None:
         "publictest": {k: clean[k] for k in ("accuracy", "macro_f1", "n", "per_class", "confusion_matrix")},
         "robustness_accuracy": robustness,
         "publictest_single_view_float": {k: single[k] for k in ("accuracy", "macro_f1")} if single else None,
-        "reproduce": [args.command, args.export_command] + ([args.quantize_command] if args.quantize_command else []),
+        "reproduce": [*args.prior_command, args.command, args.export_command]
+        + ([args.quantize_command] if args.quantize_command else []),
     }
-    out_dir = args.model.parent
-    (out_dir / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    plot_curves(history, out_dir / "curves.png")
+    stem = args.model.with_suffix("")
+    Path(f"{stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
+    Path(f"{stem}.metrics.json").write_text(json.dumps(history, indent=1) + "\n")
+    plot_curves(history, Path(f"{stem}.curves.png"))
     title = f"{args.model.name} on PublicTest: accuracy {clean['accuracy']:.4f}"
-    plot_confusion(np.array(clean["confusion_matrix"]), out_dir / "confusion.png", title=title)
+    plot_confusion(np.array(clean["confusion_matrix"]), Path(f"{stem}.confusion.png"), title=title)
 
     recalls = sorted((m["recall"], e) for e, m in clean["per_class"].items())
     weakest = ", ".join(f"{e} {r:.3f}" for r, e in recalls[:2])
@@ -120,6 +140,25 @@ def main() -> None:
         if single
         else ""
     )
+    augment = config["augment_config"]
+    quality = "-".join(str(q) for q in augment.get("jpeg_quality", ()))
+    robust_line = (
+        f"; for poor cameras also defocus blur (p={augment['defocus_p']}), strong noise (sigma up to"
+        f" {255 * augment['max_noise_std']:.0f}), JPEG at quality {quality} (p={augment['jpeg_p']}),"
+        f" exposure x{augment['gain'][0]}-1 and rotation up to {augment['max_rotate_deg']:.0f} degrees"
+        if augment.get("jpeg_p")
+        else ""
+    )
+    distill_line = (
+        f"\n- distilled from `{card['teacher']}`: its probabilities on {config['teacher_views']} fixed geometric"
+        f" views of every training face, soft-target weight {config['distill_weight']} at temperature"
+        f" {config['distill_temperature']} (the rest cross-entropy on the labels); the student alone sees the"
+        " appearance degradations"
+        if card["teacher"]
+        else ""
+    )
+    if card["initialised_from"]:
+        distill_line += f"\n- fine-tuned from the weights of `{card['initialised_from']}`"
     notes = f"\n## How we got here\n\n{args.notes.read_text().strip()}\n" if args.notes else ""
     md = f"""# Model card: {args.model.name}
 
@@ -148,7 +187,7 @@ Confusion matrix (rows true, columns predicted):
 | --- | {" | ".join("---" for _ in EMOTIONS)} |
 {cm}
 
-![confusion](confusion.png)
+![confusion]({stem.name}.confusion.png)
 
 ## Robustness (PublicTest, perturbed copies generated by `emolens evaluate --perturb`)
 
@@ -156,18 +195,22 @@ Confusion matrix (rows true, columns predicted):
 | --- | --- | --- |
 {rob}
 
-`dark`: gamma 1.8-2.5 and brightness x0.4-0.7; `noise`: Gaussian, sigma 8-15 grey levels;
-`rotate`: 5-15 degrees either way.
+`noise:S`: Gaussian noise, sigma S grey levels; `blur:S`: Gaussian blur, sigma S pixels;
+`jpeg:Q`: JPEG at quality Q; `dark:GxK`: gamma G, then exposure x K; `rotate:A-B`: A-B degrees
+either way; ranges are drawn per face. The first five are the robustness targets' strengths.
 
 ## Training
 
 - data: {card["data"]}
 - recipe: {json.dumps(card["recipe"])}
-- augmentation: shifts, flips, rotation, scale, brightness/contrast/gamma, blur/sharpen, noise, random erasing
+- augmentation: shifts, flips, rotation, scale, brightness/contrast/gamma, blur/sharpen, noise,
+  random erasing{robust_line}
+- size: {card["multiply_adds_per_view"] / 1e6:.1f}M multiply-adds per view, {card["parameters"]:,}
+  parameters{distill_line}
 - training time: {wall_s / 60:.0f} min in training steps for {len(history)} epochs{clock} on {card["machine"]}
-  (bf16 autocast + channels_last)
+  ({config.get("precision", "bf16")}{" autocast + channels_last" if config.get("precision", "bf16") == "bf16" else ""})
 
-![curves](curves.png)
+![curves]({stem.name}.curves.png)
 {notes}
 ## Reproduce
 
@@ -185,7 +228,7 @@ Confusion matrix (rows true, columns predicted):
   judge people (hiring, policing, health) or without their consent.
 - Demographic balance of FER2013 is undocumented; accuracy across groups was not measured.
 """
-    (out_dir / "model_card.md").write_text(md)
+    Path(f"{stem}.card.md").write_text(md)
     print(
         json.dumps({"accuracy": clean["accuracy"], "macro_f1": clean["macro_f1"], "robustness": robustness}, indent=2)
     )

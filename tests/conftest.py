@@ -105,7 +105,13 @@ def app(tmp_path, tiny_onnx):
     from emolens.web import create_app
 
     app = create_app(
-        {"TESTING": True, "DATA_DIR": str(tmp_path / "data"), "MODEL_PATH": str(tiny_onnx), "DETECTOR": "haar"}
+        {
+            "TESTING": True,
+            "DATA_DIR": str(tmp_path / "data"),
+            "IMAGE_MODEL": str(tiny_onnx),
+            "STREAM_MODEL": str(tiny_onnx),
+            "DETECTOR": "haar",
+        }
     )
     yield app
     app.extensions["emolens_jobs"].shutdown()

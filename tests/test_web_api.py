@@ -24,7 +24,9 @@ def test_health_and_headers(client):
     assert r.status_code == 200 and r.get_json()["labels"] == list(EMOTIONS)
     body = r.get_json()
     assert body["status"] == "ok" and body["self_check"]["ok"] and body["self_check"]["faces"] == 24
-    assert "features" in body["cpu"] and body["onnxruntime"] and body["models"][0]["role"] == "emotion classifier"
+    assert (
+        "features" in body["cpu"] and body["onnxruntime"] and body["models"][0]["role"].startswith("emotion classifier")
+    )
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     csp = r.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -180,3 +182,33 @@ def test_pages_render_without_inline_script(client, url):
     assert r.status_code == 200 and b"<main>" in r.data
     html = r.data.decode()
     assert "<script>" not in html and "onclick" not in html
+
+
+def test_models_listed_and_chosen_by_name(client, astronaut_bgr):
+    listed = client.get("/api/v1/models").get_json()
+    assert [m["name"] for m in listed["models"]] == ["compact", "accurate"]
+    assert listed["models"][0]["multiply_adds_per_view"] < listed["models"][1]["multiply_adds_per_view"] / 5
+    assert client.get("/api/v1/model?name=compact").get_json()["arch"] == "sepface48"
+    assert client.get("/api/v1/model?name=nope").status_code == 404
+    image = jpeg_bytes(astronaut_bgr)
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(image), "a.jpg"), "model": "compact"})
+    assert r.status_code == 200 and r.get_json()["model"] == "compact"
+    assert r.get_json()["faces"][0]["emotion"] == "happy"  # the shipped compact model, not the test's tiny one
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(image), "a.jpg"), "model": "/etc/passwd"})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "unknown_model"
+
+
+def test_pages_offer_the_shipped_models_and_the_model_page_shows_both_cards(client, app):
+    image_page = client.get("/image").get_data(as_text=True)
+    # the test app serves its own file, so the menu starts on "the server's own", then the shipped names
+    assert '<option value="" selected>' in image_page
+    assert '<option value="compact">' in image_page and '<option value="accurate">' in image_page
+    app.config["STREAM_MODEL"] = "compact"
+    assert '<option value="compact" selected>' in client.get("/").get_data(as_text=True)
+    model_page = client.get("/model").get_data(as_text=True)
+    assert 'id="compact"' in model_page and 'id="accurate"' in model_page
+    assert "sepface48" in model_page and "vggface48" in model_page
+    for name in ("compact", "accurate"):
+        figure = client.get(f"/model/{name}/confusion.png")
+        assert figure.status_code == 200 and figure.data[:4] == b"\x89PNG"
+    assert client.get("/model/nope/confusion.png").status_code == 404

@@ -9,16 +9,37 @@ import sys
 
 from emolens.errors import EmolensError
 
+# `emolens train` flags that set the TrainConfig field of the same name when given.
+_TRAIN_OPTIONS = (
+    "arch",
+    "epochs",
+    "batch_size",
+    "lr",
+    "warmup_epochs",
+    "seed",
+    "optimizer",
+    "threads",
+    "mixup",
+    "init",
+    "teacher",
+    "teacher_views",
+    "distill_weight",
+    "distill_temperature",
+)
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from emolens.training.augment import ROBUST
     from emolens.training.config import RECIPES, TrainConfig
 
     values = dict(RECIPES[args.recipe])
-    for name in ("arch", "epochs", "batch_size", "lr", "seed", "optimizer", "threads", "mixup"):
+    for name in _TRAIN_OPTIONS:
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     if args.no_bf16:
         values["bf16"] = False
+    if args.robust:
+        values["augment_config"] = ROBUST
     if args.select_on_mirror:
         values["select_on_mirror"] = True
     if args.snapshots is not None:
@@ -36,13 +57,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from emolens.evaluation import evaluate
+    from emolens.evaluation import ROBUSTNESS_SUITE, evaluate, parse_perturbation
+    from emolens.shipped import DEFAULT_MODEL
     from emolens.training.data import load_split
 
+    specs = [s for spec in args.perturb or [] for s in (ROBUSTNESS_SUITE if spec == "suite" else [spec])]
+    for spec in specs:
+        parse_perturbation(spec)  # a malformed one is refused before any data is read
     split = load_split(args.data, args.split)
-    report = evaluate(args.model, split.images, split.labels, tta=args.tta, perturbation=args.perturb)
+    if len(specs) > 1:
+        return _evaluate_robustness(args, split, specs)
+    report = evaluate(args.model, split.images, split.labels, tta=args.tta, perturbation=specs[0] if specs else None)
     report["split"] = args.split
-    report["model"] = str(args.model) if args.model else "shipped"
+    report["model"] = str(args.model or DEFAULT_MODEL)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -56,6 +83,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print("confusion matrix (rows true, columns predicted):")
     for row in report["confusion_matrix"]:
         print(" ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def _evaluate_robustness(args: argparse.Namespace, split, specs: list[str]) -> int:
+    """Clean accuracy, then each perturbation's and its change in points."""
+    from emolens.evaluation import evaluate
+    from emolens.shipped import DEFAULT_MODEL
+
+    rows = [evaluate(args.model, split.images, split.labels, tta=args.tta, perturbation=s) for s in [None, *specs]]
+    clean = rows[0]["accuracy"]
+    for row in rows:
+        row["change_points"] = round(100 * (row["accuracy"] - clean), 2)
+    if args.json:
+        print(json.dumps({"split": args.split, "model": str(args.model or DEFAULT_MODEL), "reports": rows}))
+        return 0
+    print(f"{args.split}: n={rows[0]['n']}  model {args.model or DEFAULT_MODEL}")
+    print(f"{'perturbation':<22}{'accuracy':>10}{'macro-F1':>10}{'change':>9}")
+    for row in rows:
+        print(f"{row['perturbation']:<22}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['change_points']:>+9.2f}")
     return 0
 
 
@@ -145,8 +191,10 @@ def _detector_options(args: argparse.Namespace) -> dict:
 def _recognizer(args: argparse.Namespace):
     from emolens.inference.detector import create_detector
     from emolens.inference.recognizer import EmotionRecognizer
+    from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
 
-    return EmotionRecognizer(args.model, detector=create_detector(args.detector, **_detector_options(args)))
+    model = args.model or (STREAM_MODEL if args.func is _cmd_video else DEFAULT_MODEL)
+    return EmotionRecognizer(model, detector=create_detector(args.detector, **_detector_options(args)))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -242,7 +290,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.data_dir:
         settings["DATA_DIR"] = args.data_dir
     if args.model:
-        settings["MODEL_PATH"] = args.model
+        settings["IMAGE_MODEL"] = settings["STREAM_MODEL"] = args.model
     try:
         loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
     except ValueError:
@@ -309,9 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="output folder (checkpoints, metrics, plots)")
     p.add_argument(
         "--recipe",
-        choices=["default", "origin"],
+        choices=["default", "compact", "origin"],
         default="default",
-        help="'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)",
+        help="'compact' = the compact model's (sepface48 distilled from the accurate model, robust"
+        " augmentation, 50 epochs); 'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)",
     )
     p.add_argument("--arch", help="model name, default vggface48 (an unknown name is refused with the known ones)")
     p.add_argument("--epochs", type=int)
@@ -322,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mixup", type=float, metavar="ALPHA", help="mix pairs of faces and their labels, weights ~ Beta(ALPHA, ALPHA)"
     )
+    p.add_argument("--init", metavar="MODEL", help="start from this ONNX model's weights (a shipped name or a file)")
+    p.add_argument("--warmup-epochs", type=float, metavar="E", help="epochs of linear learning-rate warm-up (2)")
+    p.add_argument("--robust", action="store_true", help="augment for poor cameras: noise, blur, JPEG, dark, 25 deg")
+    p.add_argument(
+        "--teacher", metavar="MODEL", help="distil from this model: a shipped model's name, an ONNX file or a .pt"
+    )
+    p.add_argument("--teacher-views", type=int, metavar="K", help="geometric views per face the teacher scores (8)")
+    p.add_argument("--distill-weight", type=float, metavar="W", help="share of the soft-target loss (0.75)")
+    p.add_argument("--distill-temperature", type=float, metavar="T", help="softmax temperature of distillation (3)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--no-bf16", action="store_true", help="train in plain fp32")
     p.add_argument(
@@ -337,9 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class metrics and confusion matrix on a split")
     p.add_argument("--data", required=True, help="fer2013.csv, an image-folder tree, or a zip of either")
     p.add_argument("--split", default="test", choices=["train", "test", "private"])
-    p.add_argument("--model", help="ONNX model or .pt checkpoint (default: the shipped model)")
+    p.add_argument(
+        "--model",
+        help="a shipped model's name (compact, accurate), an ONNX file or a .pt checkpoint (default: accurate)",
+    )
     p.add_argument("--tta", action="store_true", help="average with the mirrored face (shipped model: built in)")
-    p.add_argument("--perturb", choices=["dark", "noise", "rotate"], help="evaluate on a perturbed copy")
+    p.add_argument(
+        "--perturb",
+        nargs="+",
+        metavar="SPEC",
+        help="evaluate on perturbed copies: NAME[:STRENGTH] with NAME one of dark, noise, blur, jpeg, rotate"
+        " (noise:25 = sigma 25 grey levels, blur:1.5 = sigma 1.5 px, jpeg:12 = quality 12, rotate:15-25 degrees,"
+        " dark:2.2x0.45 = gamma 2.2 at 45%% exposure), or 'suite' for the robustness targets' five",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -373,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies into DIR")
     _add_detector_args(p)
-    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.add_argument("--model", help="compact, accurate (default) or an ONNX file")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("video", help="annotate a video file; per-frame CSV/JSON and a timeline plot")
@@ -391,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="search the whole frame for new faces every N frames, between only around known ones (1: always)",
     )
     _add_detector_args(p)
-    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.add_argument("--model", help="accurate (default), compact or an ONNX file")
     p.set_defaults(func=_cmd_video)
 
     p = sub.add_parser("serve", help="run the web UI and REST API")
@@ -399,7 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir", help="jobs database and files (default: the user's data directory)")
     p.add_argument("--token", help="require this token on every page, API call and WebSocket (or EMOLENS_TOKEN)")
-    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.add_argument(
+        "--model",
+        help="one model for everything: accurate (default), compact or an ONNX file; pages and API"
+        " requests may still choose a shipped model by name",
+    )
     _add_detector_args(p)
     p.add_argument("--workers", type=int, default=1, help="video jobs processed at once")
     p.add_argument("--retention-days", type=float, default=7, help="delete jobs and their files after this long")

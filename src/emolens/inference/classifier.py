@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,14 @@ from emolens.errors import ModelLoadError
 from emolens.inference._ort import cpu_session, reference_session
 from emolens.labels import EMOTIONS
 from emolens.preprocess import INPUT_SIZE, to_model_input
+from emolens.shipped import DEFAULT_MODEL, SHIPPED_MODELS, resolve_model, shipped_model_path
 
-DEFAULT_MODEL_NAME = "emolens_vggface48.onnx"
+DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]
 
 
 def default_model_path() -> Path:
-    """The model shipped inside the package."""
-    return Path(str(resources.files("emolens") / "models" / DEFAULT_MODEL_NAME))
+    """The default model shipped inside the package."""
+    return shipped_model_path(DEFAULT_MODEL)
 
 
 class EmotionClassifier:
@@ -28,7 +28,8 @@ class EmotionClassifier:
     One instance may be shared between threads: ONNX Runtime's ``run`` is thread-safe.
 
     Args:
-        model_path: an ONNX file exported by ``emolens export``; default the shipped model.
+        model_path: a shipped model's name (:data:`SHIPPED_MODELS`) or an ONNX file exported
+            by ``emolens export``; default the default shipped model.
         providers: ONNX Runtime execution providers.
         threads: intra-op threads (0: ONNX Runtime's default, all cores).
         tta: also classify the mirrored face and average, unless the model already does.
@@ -52,7 +53,7 @@ class EmotionClassifier:
         tta: bool = False,
         reference: bool = False,
     ):
-        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self.model_path = resolve_model(model_path)
         if not self.model_path.is_file():
             raise ModelLoadError(f"model file not found: {self.model_path}")
         self._session = (

@@ -6,12 +6,14 @@ import functools
 import json
 from importlib import resources
 
-from flask import Blueprint, jsonify, request, send_file, url_for
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from emolens import __version__
 from emolens.labels import EMOTIONS
+from emolens.shipped import SHIPPED_MODELS
+from emolens.shipped import model_card as model_card_of
 from emolens.web.errors import ApiError
-from emolens.web.extensions import get_recognizer
+from emolens.web.extensions import choose_model, get_recognizer
 from emolens.web.jobs import OUTPUTS, get_jobs
 from emolens.web.uploads import file_field, read_image_upload, save_video_upload
 
@@ -47,9 +49,12 @@ def _self_check(model_path: str, classifier) -> dict:
 
 @bp.post("/images")
 def analyse_image():
+    model = choose_model(request.form.get("model"), stream=False)
     frame = read_image_upload(file_field(request.files, "image"))
-    faces = get_recognizer()(frame)
-    return jsonify({"width": frame.shape[1], "height": frame.shape[0], "faces": [f.to_dict() for f in faces]})
+    faces = get_recognizer(model)(frame)
+    return jsonify(
+        {"width": frame.shape[1], "height": frame.shape[0], "model": model, "faces": [f.to_dict() for f in faces]}
+    )
 
 
 @bp.post("/videos")
@@ -123,10 +128,33 @@ def delete_job(job_id: str):
 
 @bp.get("/model")
 def model_card():
-    path = resources.files("emolens") / "models" / "model_card.json"
-    if not path.is_file():
-        raise ApiError(404, "no_model_card", "the shipped model has no model card")
-    return jsonify(json.loads(path.read_text()))
+    """The card of a shipped model (``?name=compact``; default: the model images use)."""
+    name = request.args.get("name") or current_app.config["IMAGE_MODEL"]
+    card = model_card_of(name) if name in SHIPPED_MODELS else None
+    if card is None:
+        raise ApiError(404, "no_model_card", f"no model card for {name!r}; shipped models: {', '.join(SHIPPED_MODELS)}")
+    return jsonify(card)
+
+
+@bp.get("/models")
+def models():
+    """The shipped models, their cards' headline figures, and which one images and streams use."""
+    config = current_app.config
+    listed = []
+    for name in SHIPPED_MODELS:
+        card = model_card_of(name) or {}
+        listed.append(
+            {
+                "name": name,
+                "arch": card.get("arch"),
+                "publictest_accuracy": card.get("publictest", {}).get("accuracy"),
+                "multiply_adds_per_view": card.get("multiply_adds_per_view"),
+                "card_url": f"{request.script_root}/api/v1/model?name={name}",
+            }
+        )
+    return jsonify(
+        {"image_model": str(config["IMAGE_MODEL"]), "stream_model": str(config["STREAM_MODEL"]), "models": listed}
+    )
 
 
 @bp.get("/openapi.json")

@@ -1,6 +1,7 @@
 """Default settings; ``create_app(test_config)`` or ``emolens serve`` flags override them."""
 
-MODEL_PATH = None  # None: the model shipped in the package
+IMAGE_MODEL = "accurate"  # a shipped model's name or an ONNX file: images
+STREAM_MODEL = "accurate"  # videos and the live camera (requests may choose another shipped model by name)
 DETECTOR = "retinaface"
 DETECTOR_OPTIONS: dict = {}  # e.g. {"max_side": 320}: `emolens serve --detect-size 320`
 DATA_DIR = None  # None: the user's data directory (platformdirs)

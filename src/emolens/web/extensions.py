@@ -9,21 +9,49 @@ from flask import Flask, current_app
 from emolens.inference._ort import set_spinning
 from emolens.inference.detector import create_detector
 from emolens.inference.recognizer import EmotionRecognizer
+from emolens.shipped import SHIPPED_MODELS
+from emolens.web.errors import ApiError
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["emolens_recognizer"] = None
+    app.extensions["emolens_recognizers"] = {}
     app.extensions["emolens_lock"] = threading.Lock()
 
 
-def get_recognizer() -> EmotionRecognizer:
-    """The app's recognizer, loaded on first use (thread-safe, shared by all requests)."""
+def served_models() -> list[str]:
+    """Models a request may choose by name: the shipped ones and the server's own (never a client's path)."""
+    config = current_app.config
+    return list(dict.fromkeys([*SHIPPED_MODELS, config["IMAGE_MODEL"], config["STREAM_MODEL"]]))
+
+
+def choose_model(requested: str | None, *, stream: bool) -> str:
+    """The model a request asked for by name, or the server's default for images or streams.
+
+    Raises:
+        ApiError: 400 for a name the server does not serve.
+    """
+    if not requested:
+        return current_app.config["STREAM_MODEL" if stream else "IMAGE_MODEL"]
+    if requested not in SHIPPED_MODELS:
+        raise ApiError(400, "unknown_model", f"unknown model {requested!r}; choose from {', '.join(SHIPPED_MODELS)}")
+    return requested
+
+
+def get_recognizer(model: str | None = None) -> EmotionRecognizer:
+    """The app's recognizer for ``model`` (default: the image model), loaded on first use, shared by all requests."""
+    config = current_app.config
+    model = model or config["IMAGE_MODEL"]
     ext = current_app.extensions
-    if ext["emolens_recognizer"] is None:
+    recognizers = ext["emolens_recognizers"]
+    if model not in recognizers:
         with ext["emolens_lock"]:
-            if ext["emolens_recognizer"] is None:
-                config = current_app.config
+            if model not in recognizers:
                 set_spinning(False)  # requests, live sockets and jobs run these sessions at once
                 detector = create_detector(config["DETECTOR"], **config["DETECTOR_OPTIONS"])
-                ext["emolens_recognizer"] = EmotionRecognizer(config["MODEL_PATH"], detector=detector)
-    return ext["emolens_recognizer"]
+                recognizers[model] = EmotionRecognizer(model, detector=detector)
+    return recognizers[model]
+
+
+def get_stream_recognizer() -> EmotionRecognizer:
+    """The recognizer videos and the live camera use by default (the compact model unless set otherwise)."""
+    return get_recognizer(current_app.config["STREAM_MODEL"])

@@ -213,9 +213,9 @@ class JobStore:
 def init_app(app: Flask) -> None:
     def factory():
         with app.app_context():
-            from emolens.web.extensions import get_recognizer
+            from emolens.web.extensions import get_stream_recognizer
 
-            return get_recognizer()
+            return get_stream_recognizer()
 
     app.extensions["emolens_jobs"] = JobStore(
         app.config["DATA_DIR"],

@@ -11,12 +11,13 @@ import json
 import logging
 import time
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_sock import ConnectionClosed, Sock
 
 from emolens.errors import ImageDecodeError
 from emolens.inference.images import decode_image
 from emolens.inference.tracker import FaceTracker
+from emolens.web.errors import ApiError
 
 logger = logging.getLogger(__name__)
 sock = Sock()
@@ -47,9 +48,14 @@ def _is_reset(message: str) -> bool:
 
 @sock.route("/ws/live")
 def live(ws):
-    from emolens.web.extensions import get_recognizer
+    from emolens.web.extensions import choose_model, get_recognizer
 
-    recognizer = get_recognizer().for_stream()  # this connection's frames, in order
+    try:
+        model = choose_model(request.args.get("model"), stream=True)
+    except ApiError as exc:
+        ws.send(json.dumps(exc.to_dict()))
+        return
+    recognizer = get_recognizer(model).for_stream()  # this connection's frames, in order
     tracker = FaceTracker(smoothing=0.6, max_missed=5)
     limit = current_app.config["LIVE_MAX_FRAME_BYTES"]
     try:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from flask import Blueprint, Response, abort, current_app, render_template
 
 from emolens.labels import EMOTIONS
+from emolens.shipped import SHIPPED_MODELS, card_asset, model_card
 
 bp = Blueprint("pages", __name__)
 
 
+def _model_choices(stream: bool) -> dict:
+    """The shipped models a page offers, and the server's default for that page ("" when it is a file)."""
+    default = str(current_app.config["STREAM_MODEL" if stream else "IMAGE_MODEL"])
+    return {"models": list(SHIPPED_MODELS), "default_model": default if default in SHIPPED_MODELS else ""}
+
+
 @bp.get("/")
 def live():
-    return render_template("live.html", page="live", emotions=EMOTIONS)
+    return render_template("live.html", page="live", emotions=EMOTIONS, **_model_choices(stream=True))
 
 
 @bp.get("/video")
@@ -24,23 +29,24 @@ def video():
 
 @bp.get("/image")
 def image():
-    return render_template("image.html", page="image", emotions=EMOTIONS)
+    return render_template("image.html", page="image", emotions=EMOTIONS, **_model_choices(stream=False))
 
 
 @bp.get("/model")
 def model():
-    import json
+    cards = [(name, card) for name in SHIPPED_MODELS if (card := model_card(name))]
+    config = current_app.config
+    uses = {config["IMAGE_MODEL"]: "images", config["STREAM_MODEL"]: "videos and the live camera"}
+    if config["IMAGE_MODEL"] == config["STREAM_MODEL"]:
+        uses = {config["IMAGE_MODEL"]: "images, videos and the live camera"}
+    return render_template("model.html", page="model", cards=cards, uses=uses, emotions=EMOTIONS)
 
-    card_path = resources.files("emolens") / "models" / "model_card.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else None
-    return render_template("model.html", page="model", card=card, emotions=EMOTIONS)
 
-
-@bp.get("/model/<name>.png")
-def model_figure(name: str):
-    if name not in ("curves", "confusion"):
+@bp.get("/model/<name>/<figure>.png")
+def model_figure(name: str, figure: str):
+    if name not in SHIPPED_MODELS or figure not in ("curves", "confusion"):
         abort(404)
-    path = resources.files("emolens") / "models" / f"{name}.png"
+    path = card_asset(name, f"{figure}.png")
     if not path.is_file():
         abort(404)
     return Response(path.read_bytes(), mimetype="image/png")

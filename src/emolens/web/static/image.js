@@ -9,6 +9,8 @@
     showMessage("");
     const form = new FormData();
     form.append("image", file, file.name || "pasted.png");
+    const model = document.getElementById("model").value;
+    if (model) form.append("model", model);
     let result;
     try {
       result = await fetchJSON(`/api/v1/images${location.search}`, { method: "POST", body: form });

@@ -4,6 +4,7 @@
   const video = document.getElementById("camera");
   const overlay = document.getElementById("overlay");
   const startBtn = document.getElementById("start");
+  const modelSelect = document.getElementById("model");
   const stopBtn = document.getElementById("stop");
   const stats = document.getElementById("stats");
   const facesBox = document.getElementById("faces");
@@ -33,13 +34,15 @@
     video.srcObject = stream;
     await video.play();
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    ws = new WebSocket(`${proto}//${location.host}/ws/live${location.search}`);
+    const params = new URLSearchParams(location.search);
+    if (modelSelect.value) params.set("model", modelSelect.value);
+    ws = new WebSocket(`${proto}//${location.host}/ws/live?${params}`);
     ws.binaryType = "arraybuffer";
     ws.onopen = () => { running = true; history = []; send(); };
     ws.onmessage = onAnswer;
     ws.onerror = () => showMessage("The connection to the server failed.");
     ws.onclose = () => { if (running) { showMessage("The server closed the connection."); stop(); } };
-    startBtn.disabled = true; stopBtn.disabled = false;
+    startBtn.disabled = true; stopBtn.disabled = false; modelSelect.disabled = true;
   }
 
   function stop() {
@@ -48,7 +51,7 @@
     if (stream) stream.getTracks().forEach(t => t.stop());
     stream = null; video.srcObject = null;
     overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
-    startBtn.disabled = false; stopBtn.disabled = true;
+    startBtn.disabled = false; stopBtn.disabled = true; modelSelect.disabled = false;
     stats.textContent = "stopped";
   }
 
