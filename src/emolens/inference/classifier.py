@@ -55,7 +55,9 @@ class EmotionClassifier:
     ):
         self.model_path = resolve_model(model_path)
         if not self.model_path.is_file():
-            raise ModelLoadError(f"model file not found: {self.model_path}")
+            raise ModelLoadError(
+                f"model file not found: {self.model_path} (shipped models by name: {', '.join(SHIPPED_MODELS)})"
+            )
         self._session = (
             reference_session(self.model_path, threads=threads)
             if reference

@@ -18,12 +18,6 @@ def init_app(app: Flask) -> None:
     app.extensions["emolens_lock"] = threading.Lock()
 
 
-def served_models() -> list[str]:
-    """Models a request may choose by name: the shipped ones and the server's own (never a client's path)."""
-    config = current_app.config
-    return list(dict.fromkeys([*SHIPPED_MODELS, config["IMAGE_MODEL"], config["STREAM_MODEL"]]))
-
-
 def choose_model(requested: str | None, *, stream: bool) -> str:
     """The model a request asked for by name, or the server's default for images or streams.
 
