@@ -79,25 +79,20 @@ def self_check(classifier=None) -> SelfCheck:
 def shipped_models() -> list[dict]:
     """The models inside the package, with the accuracy their card gives."""
     from emolens.inference.detector import RetinaFaceDetector
-    from emolens.shipped import SHIPPED_MODELS, model_card, shipped_model_path
+    from emolens.shipped import SHIPPED_MODELS, model_summary, shipped_model_path
 
     models = []
     for name in SHIPPED_MODELS:
-        path, card = shipped_model_path(name), model_card(name) or {}
-        if not path.is_file():
-            continue
-        models.append(
-            {
-                "role": f"emotion classifier '{name}'",
-                "name": name,
-                "file": path.name,
-                "arch": card.get("arch"),
-                "publictest_accuracy": card.get("publictest", {}).get("accuracy"),
-                "multiply_adds_per_view": card.get("multiply_adds_per_view"),
-                "quantization": card.get("quantization"),
-                "bytes": path.stat().st_size,
-            }
-        )
+        path = shipped_model_path(name)
+        if path.is_file():
+            models.append(
+                {
+                    "role": f"emotion classifier '{name}'",
+                    **model_summary(name),
+                    "file": path.name,
+                    "bytes": path.stat().st_size,
+                }
+            )
     detector = RetinaFaceDetector.default_model_path()
     models.append(
         {

@@ -58,3 +58,15 @@ def model_card(name: str) -> dict | None:
         return json.loads(card_asset(name, "card.json").read_text())
     except (OSError, ValueError):
         return None
+
+
+def model_summary(name: str) -> dict:
+    """A shipped model's headline figures, from its card (None where the card lacks them)."""
+    card = model_card(name) or {}
+    return {
+        "name": name,
+        "arch": card.get("arch"),
+        "publictest_accuracy": card.get("publictest", {}).get("accuracy"),
+        "multiply_adds_per_view": card.get("multiply_adds_per_view"),
+        "quantization": card.get("quantization"),
+    }

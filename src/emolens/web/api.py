@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from emolens import __version__
 from emolens.labels import EMOTIONS
-from emolens.shipped import SHIPPED_MODELS
+from emolens.shipped import SHIPPED_MODELS, model_summary
 from emolens.shipped import model_card as model_card_of
 from emolens.web.errors import ApiError
 from emolens.web.extensions import choose_model, get_recognizer
@@ -140,18 +140,10 @@ def model_card():
 def models():
     """The shipped models, their cards' headline figures, and which one images and streams use."""
     config = current_app.config
-    listed = []
-    for name in SHIPPED_MODELS:
-        card = model_card_of(name) or {}
-        listed.append(
-            {
-                "name": name,
-                "arch": card.get("arch"),
-                "publictest_accuracy": card.get("publictest", {}).get("accuracy"),
-                "multiply_adds_per_view": card.get("multiply_adds_per_view"),
-                "card_url": f"{request.script_root}/api/v1/model?name={name}",
-            }
-        )
+    listed = [
+        {**model_summary(name), "card_url": f"{request.script_root}/api/v1/model?name={name}"}
+        for name in SHIPPED_MODELS
+    ]
     return jsonify(
         {"image_model": str(config["IMAGE_MODEL"]), "stream_model": str(config["STREAM_MODEL"]), "models": listed}
     )
