@@ -60,3 +60,10 @@ def test_another_architecture_is_refused(exported):
     _, path = exported
     with pytest.raises(ExportError, match="not the same architecture"):
         load_onnx_weights(create_model("sepface48"), path, np.zeros((4, 48, 48), np.uint8))
+
+
+def test_a_file_that_is_not_onnx_is_named(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ExportError, match="junk.onnx: not an ONNX model"):
+        load_onnx_weights(create_model("vggface48_tiny"), junk, np.zeros((4, 48, 48), np.uint8))

@@ -36,7 +36,11 @@ def load_onnx_weights(model: nn.Module, path: str | os.PathLike, faces: np.ndarr
 
     from emolens.training.quantize import float_graph
 
-    graph = float_graph(onnx.load(str(path))).graph
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # onnx raises protobuf's untyped errors
+        raise ExportError(f"{path}: not an ONNX model ({exc})") from exc
+    graph = float_graph(proto).graph
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
 
     def params(node) -> list[torch.Tensor]:
