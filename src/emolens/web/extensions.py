@@ -41,8 +41,9 @@ def get_recognizer(model: str | None = None) -> EmotionRecognizer:
         with ext["emolens_lock"]:
             if model not in recognizers:
                 set_spinning(False)  # requests, live sockets and jobs run these sessions at once
-                detector = create_detector(config["DETECTOR"], **config["DETECTOR_OPTIONS"])
-                recognizers[model] = EmotionRecognizer(model, detector=detector)
+                if "emolens_detector" not in ext:  # one detector (thread-safe) for every model
+                    ext["emolens_detector"] = create_detector(config["DETECTOR"], **config["DETECTOR_OPTIONS"])
+                recognizers[model] = EmotionRecognizer(model, detector=ext["emolens_detector"])
     return recognizers[model]
 
 
