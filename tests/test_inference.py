@@ -36,12 +36,18 @@ def test_recognizer_schema(recognizer, astronaut_bgr):
     faces = recognizer(astronaut_bgr)
     assert len(faces) == 1
     d = faces[0].to_dict()
-    assert set(d) == {"box", "emotion", "confidence", "scores"}
+    assert set(d) == {"box", "detection_score", "emotion", "confidence", "scores"}
+    assert d["detection_score"] > 0  # the Haar cascade's weight, not bounded by 1
     assert list(d["scores"]) == list(EMOTIONS)
     assert sum(d["scores"].values()) == pytest.approx(1, abs=1e-5)
     assert d["emotion"] == max(d["scores"], key=d["scores"].get) and d["confidence"] == d["scores"][d["emotion"]]
     x1, y1, x2, y2 = d["box"]
     assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+
+
+def test_retinaface_score_is_a_probability(tiny_onnx, astronaut_bgr):
+    (face,) = EmotionRecognizer(tiny_onnx, detector="retinaface")(astronaut_bgr)
+    assert 0.5 < face.detection_score <= 1
 
 
 def test_gray_and_bgra_frames_work(recognizer, astronaut_bgr):

@@ -88,6 +88,7 @@ def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
     assert {r["track_id"] for r in result.records} == {1} and len(result.records) == 20
     rows = list(csv.DictReader((tmp_path / "f.csv").read_text().splitlines()))
     assert len(rows) == 20 and set(EMOTIONS) <= set(rows[0]) and rows[0]["track_id"] == "1"
+    assert all(float(row["detection_score"]) > 0 for row in rows)  # the Haar cascade's weight, per frame
     data = json.loads((tmp_path / "f.json").read_text())
     track = data["summary"]["tracks"]["1"]
     assert track["frames"] == 20 and sum(track["share"].values()) == pytest.approx(1)

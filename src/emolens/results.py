@@ -34,10 +34,15 @@ class FaceBox:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face: where it is, its most likely emotion and the probabilities over EMOTIONS."""
+    """One face: where it is, its most likely emotion and the probabilities over EMOTIONS.
+
+    ``detection_score`` is the face detector's confidence that this is a face (RetinaFace: a
+    probability; Haar: its cascade weight, not bounded by 1), None where no detector gave one.
+    """
 
     box: FaceBox
     scores: dict[str, float]
+    detection_score: float | None = None
 
     @property
     def emotion(self) -> str:
@@ -48,12 +53,14 @@ class FaceResult:
         return self.scores[self.emotion]
 
     @classmethod
-    def from_probabilities(cls, box: FaceBox, probabilities) -> FaceResult:
-        return cls(box, {name: float(p) for name, p in zip(EMOTIONS, probabilities)})
+    def from_probabilities(cls, box: FaceBox, probabilities, detection_score: float | None = None) -> FaceResult:
+        score = None if detection_score is None else round(float(detection_score), 4)
+        return cls(box, {name: float(p) for name, p in zip(EMOTIONS, probabilities)}, score)
 
     def to_dict(self) -> dict:
         return {
             "box": self.box.to_list(),
+            "detection_score": self.detection_score,
             "emotion": self.emotion,
             "confidence": self.confidence,
             "scores": dict(self.scores),

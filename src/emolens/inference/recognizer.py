@@ -24,6 +24,14 @@ def check_frame(frame: np.ndarray) -> None:
         raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
 
 
+def _score(scores, i: int) -> float | None:
+    """The detector's score of face ``i`` (RetinaFace: a probability; Haar: a cascade weight);
+    None for a user's detector that gives none."""
+    if scores is None or len(scores) <= i:
+        return None
+    return float(scores[i])
+
+
 class EmotionRecognizer:
     """Find every face in a frame and classify its expression, all faces in one batch.
 
@@ -57,14 +65,18 @@ class EmotionRecognizer:
     def __call__(self, frame: np.ndarray) -> list[FaceResult]:
         """Faces in a BGR (or gray/BGRA) uint8 frame, largest first."""
         check_frame(frame)
-        boxes, _ = self.detector.detect(frame)
+        boxes, scores = self.detector.detect(frame)
         if len(boxes) == 0:
             return []
-        boxes = sorted((tuple(int(v) for v in b) for b in boxes), key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        largest_first = np.argsort([-(b[2] - b[0]) * (b[3] - b[1]) for b in boxes], kind="stable")
+        boxes = [tuple(int(v) for v in boxes[i]) for i in largest_first]
+        scores = [_score(scores, i) for i in largest_first]
         framing = getattr(self.detector, "framing", None)  # a user's own detector may not say
         crops = np.stack([crop_face(frame, box, self.margin, framing=framing) for box in boxes])
         probabilities = self.classifier.classify(crops)
-        return [FaceResult.from_probabilities(FaceBox(*box), p) for box, p in zip(boxes, probabilities)]
+        return [
+            FaceResult.from_probabilities(FaceBox(*box), p, score) for box, p, score in zip(boxes, probabilities, scores)
+        ]
 
     def for_stream(self, *, full_every: int = 10) -> EmotionRecognizer:
         """A recognizer for the frames of one video or camera, in order; it shares this one's models.

@@ -362,7 +362,9 @@ class _AnnotatedWriter:
 def _write_csv(result: VideoResult, path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["time", "frame", "track_id", "x1", "y1", "x2", "y2", "emotion", "confidence", *EMOTIONS])
+        writer.writerow(
+            ["time", "frame", "track_id", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence", *EMOTIONS]
+        )
         for r in result.records:
             writer.writerow(
                 [
@@ -370,6 +372,7 @@ def _write_csv(result: VideoResult, path: Path) -> None:
                     r["frame"],
                     r["track_id"],
                     *r["box"],
+                    "" if r["detection_score"] is None else r["detection_score"],
                     r["emotion"],
                     f"{r['confidence']:.4f}",
                     *(f"{r['scores'][e]:.4f}" for e in EMOTIONS),
