@@ -83,6 +83,7 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
     assert main(["evaluate", "--data", str(tiny_folder), "--model", str(trained / "best.pt"), "--perturb", "dark"]) == 0
     out = capsys.readouterr().out
     assert "perturbation: dark" in out and "confusion matrix" in out
+    assert "calibration: expected calibration error 0." in out and "of faces uncertain (top score < 0.5)" in out
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,7 @@ def test_predict_json_and_annotate(tiny_onnx, astronaut_bgr, tmp_path, capsys):
     (result,) = json.loads(capsys.readouterr().out)
     assert result["image"] == str(photo) and (result["width"], result["height"]) == (512, 512)
     (face,) = result["faces"]
-    assert set(face) == {"box", "detection_score", "emotion", "confidence", "scores"} and len(face["box"]) == 4
+    assert set(face) == {"box", "detection_score", "emotion", "confidence", "uncertain", "scores"} and len(face["box"]) == 4
     assert (tmp_path / "ann" / "astronaut_emolens.png").stat().st_size > 0
 
 

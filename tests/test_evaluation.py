@@ -63,3 +63,27 @@ def test_each_perturbation_does_what_its_name_says(faces):
 
 def test_the_suite_is_the_robustness_targets():
     assert [parse_perturbation(s).name for s in ROBUSTNESS_SUITE] == ["noise", "blur", "jpeg", "dark", "rotate"]
+
+
+def test_a_checkpoint_gives_probabilities_like_an_onnx_model(tmp_path, faces):
+    """Distillation and calibration read these as probabilities, whichever kind of file the model is."""
+    import torch
+
+    from emolens.evaluation import predict_probabilities
+    from emolens.training.models import create_model
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"arch": "vggface48_tiny", "model": create_model("vggface48_tiny").state_dict()}, checkpoint)
+    scores = predict_probabilities(checkpoint, faces)
+    assert scores.shape == (len(faces), 7) and (scores >= 0).all()
+    np.testing.assert_allclose(scores.sum(axis=1), 1, atol=1e-5)
+
+
+def test_calibration_report_counts_uncertain_faces():
+    from emolens.evaluation import calibration_report
+
+    scores = np.array([[0.9, 0.1] + [0] * 5, [0.45, 0.4] + [0.03] * 5, [0.3, 0.6] + [0.02] * 5, [0.2, 0.3] + [0.1] * 5])
+    report = calibration_report(scores, np.array([0, 1, 1, 1]))
+    assert report["uncertain_share"] == 0.5  # rows 2 and 4 top out below one half
+    assert report["accuracy_uncertain"] == 0.5 and report["accuracy_confident"] == 1.0

@@ -36,7 +36,7 @@ def test_recognizer_schema(recognizer, astronaut_bgr):
     faces = recognizer(astronaut_bgr)
     assert len(faces) == 1
     d = faces[0].to_dict()
-    assert set(d) == {"box", "detection_score", "emotion", "confidence", "scores"}
+    assert set(d) == {"box", "detection_score", "emotion", "confidence", "uncertain", "scores"}
     assert d["detection_score"] > 0  # the Haar cascade's weight, not bounded by 1
     assert list(d["scores"]) == list(EMOTIONS)
     assert sum(d["scores"].values()) == pytest.approx(1, abs=1e-5)
@@ -48,6 +48,15 @@ def test_recognizer_schema(recognizer, astronaut_bgr):
 def test_retinaface_score_is_a_probability(tiny_onnx, astronaut_bgr):
     (face,) = EmotionRecognizer(tiny_onnx, detector="retinaface")(astronaut_bgr)
     assert 0.5 < face.detection_score <= 1
+
+
+@pytest.mark.parametrize("top, uncertain", [(0.45, True), (0.5, False), (0.9, False)])
+def test_a_face_is_uncertain_when_its_top_score_is_under_one_half(top, uncertain):
+    from emolens.results import FaceBox, FaceResult
+
+    rest = (1 - top) / 6
+    face = FaceResult.from_probabilities(FaceBox(0, 0, 10, 10), [rest, rest, rest, top, rest, rest, rest])
+    assert face.emotion == "happy" and face.uncertain is uncertain and face.to_dict()["uncertain"] is uncertain
 
 
 def test_gray_and_bgra_frames_work(recognizer, astronaut_bgr):

@@ -23,3 +23,18 @@ def test_report_by_hand():
 def test_confusion_shape_mismatch():
     with pytest.raises(ValueError, match="differ in shape"):
         confusion_matrix(np.zeros(3), np.zeros(4))
+
+
+def test_expected_calibration_error():
+    from emolens.metrics import expected_calibration_error
+
+    top = np.array([[0.8, 0.2]] * 10)
+    # right on 8 of 10 faces at a top score of 0.8: calibrated
+    assert expected_calibration_error(top, np.array([0] * 8 + [1] * 2)) == pytest.approx(0)
+    # right on all of them: 0.2 under-confident
+    assert expected_calibration_error(top, np.zeros(10, int)) == pytest.approx(0.2)
+    # two bins, each weighted by its share: 0.5 * |1 - 0.9| + 0.5 * |0 - 0.6|
+    mixed = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    assert expected_calibration_error(mixed, np.array([0, 0, 1, 1])) == pytest.approx(0.35)
+    with pytest.raises(ValueError, match="3 score rows for 2 labels"):
+        expected_calibration_error(top[:3], np.zeros(2, int))

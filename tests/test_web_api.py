@@ -38,7 +38,7 @@ def test_post_image(client, astronaut_bgr):
     body = r.get_json()
     assert (body["width"], body["height"]) == (512, 512)
     (face,) = body["faces"]
-    assert set(face) == {"box", "detection_score", "emotion", "confidence", "scores"} and set(face["scores"]) == set(EMOTIONS)
+    assert set(face) == {"box", "detection_score", "emotion", "confidence", "uncertain", "scores"} and set(face["scores"]) == set(EMOTIONS)
     assert face["detection_score"] > 0
 
 

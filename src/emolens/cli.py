@@ -56,6 +56,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from emolens.evaluation import ROBUSTNESS_SUITE, evaluate, parse_perturbation
     from emolens.shipped import DEFAULT_MODEL
@@ -76,6 +80,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"{args.split}: n={report['n']}  accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}"
         f"  (perturbation: {report['perturbation']})"
+    )
+    cal = report["calibration"]
+    print(
+        f"calibration: expected calibration error {cal['expected_calibration_error']:.3f}; "
+        f"{cal['uncertain_share']:.1%} of faces uncertain (top score < {cal['uncertain_below']:g}), "
+        f"right on {_share(cal['accuracy_uncertain'])} of those and {_share(cal['accuracy_confident'])} of the rest"
     )
     print(f"{'emotion':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, m in report["per_class"].items():
@@ -99,9 +109,13 @@ def _evaluate_robustness(args: argparse.Namespace, split, specs: list[str]) -> i
         print(json.dumps({"split": args.split, "model": str(args.model or DEFAULT_MODEL), "reports": rows}))
         return 0
     print(f"{args.split}: n={rows[0]['n']}  model {args.model or DEFAULT_MODEL}")
-    print(f"{'perturbation':<22}{'accuracy':>10}{'macro-F1':>10}{'change':>9}")
+    print(f"{'perturbation':<22}{'accuracy':>10}{'macro-F1':>10}{'change':>9}{'ECE':>8}{'uncertain':>11}")
     for row in rows:
-        print(f"{row['perturbation']:<22}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['change_points']:>+9.2f}")
+        cal = row["calibration"]
+        print(
+            f"{row['perturbation']:<22}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['change_points']:>+9.2f}"
+            f"{cal['expected_calibration_error']:>8.3f}{cal['uncertain_share']:>11.1%}"
+        )
     return 0
 
 
@@ -227,7 +241,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             cv2.imwrite(str(target), draw_results(frame, faces))
         if not args.json:
             summary = (
-                ", ".join(f"{f.emotion} {f.confidence:.0%} at {f.box.to_list()}" for f in faces) or "no face found"
+                ", ".join(
+                    f"{f.emotion} {f.confidence:.0%}{' (uncertain)' if f.uncertain else ''} at {f.box.to_list()}"
+                    for f in faces
+                ) or "no face found"
             )
             print(f"{path}: {summary}")
     if args.json:

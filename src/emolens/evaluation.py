@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolens.metrics import classification_report
+from emolens.metrics import classification_report, expected_calibration_error
+from emolens.results import UNCERTAIN_BELOW
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def predict_probabilities(
     batch_size: int = 256,
     reference: bool = False,
 ) -> np.ndarray:
-    """Class scores (n, 7) from an ONNX model (default: the shipped one) or a ``.pt`` checkpoint.
+    """Probabilities (n, 7) from an ONNX model (default: the shipped one) or a ``.pt`` checkpoint.
 
     ``reference``: an ONNX model on ONNX Runtime's reference path (see EmotionClassifier).
     """
@@ -146,7 +147,9 @@ def predict_probabilities(
         from emolens.training.train import predict_logits
 
         net, _ = load_checkpoint(model)
-        return predict_logits(net, faces, tta=tta)
+        logits = predict_logits(net, faces, tta=tta).astype(np.float64)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
     from emolens.inference.classifier import EmotionClassifier
 
     classifier = EmotionClassifier(model, tta=tta, reference=reference)
@@ -169,4 +172,18 @@ def evaluate(
     scores = predict_probabilities(model, images, tta=tta)
     report = classification_report(labels, scores.argmax(1))
     report["perturbation"] = perturbation or "none"
+    report["calibration"] = calibration_report(scores, labels)
     return report
+
+
+def calibration_report(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """Expected calibration error, and how the faces reported as uncertain fare against the rest."""
+    uncertain = scores.max(axis=1) < UNCERTAIN_BELOW
+    correct = scores.argmax(axis=1) == labels
+    return {
+        "expected_calibration_error": expected_calibration_error(scores, labels),
+        "uncertain_below": UNCERTAIN_BELOW,
+        "uncertain_share": float(uncertain.mean()) if len(labels) else 0.0,
+        "accuracy_uncertain": float(correct[uncertain].mean()) if uncertain.any() else None,
+        "accuracy_confident": float(correct[~uncertain].mean()) if (~uncertain).any() else None,
+    }

@@ -47,3 +47,26 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[
         },
         "confusion_matrix": cm.tolist(),
     }
+
+
+def expected_calibration_error(probabilities: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """How far the top score is from the share of faces it is right on, averaged over score bins.
+
+    The faces are binned by their top score into ``bins`` equal-width bins; each bin adds
+    ``|accuracy - mean top score|`` weighted by its share of the faces (Guo et al., 2017).
+    0 means a top score of 0.7 is right 70% of the time.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_true = np.asarray(y_true)
+    if len(probabilities) != len(y_true):
+        raise ValueError(f"{len(probabilities)} score rows for {len(y_true)} labels")
+    if len(y_true) == 0:
+        return 0.0
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y_true
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    error = 0.0
+    for b in np.unique(which):
+        in_bin = which == b
+        error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(error)

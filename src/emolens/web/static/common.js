@@ -15,7 +15,10 @@ function faceCard(title, face) {
   const card = document.createElement("div");
   card.className = "face";
   const h = document.createElement("h3");
-  h.textContent = `${title}: ${face.emotion} ${(100 * face.confidence).toFixed(0)}%`;
+  const verdict = `${face.emotion} ${(100 * face.confidence).toFixed(0)}%`;
+  // Under one half the label is more likely wrong than right: say so rather than assert it.
+  h.textContent = face.uncertain ? `${title}: uncertain (maybe ${verdict})` : `${title}: ${verdict}`;
+  if (face.uncertain) card.classList.add("uncertain");
   card.appendChild(h);
   for (const name of EMOTIONS) {
     const p = face.scores[name];
