@@ -163,6 +163,25 @@ def test_token(app, client, astronaut_bgr):
     assert client.get("/api/v1/health").status_code == 200  # the cookie now carries it
 
 
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_a_browser_gets_html_error_pages_and_the_api_keeps_json(app, client):
+    missing = client.get("/no-such-page", headers=BROWSER)
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert "Page not found" in missing.text and 'href="/image"' in missing.text
+    # scripts and fetch() (Accept: */*) and anything under /api/ get JSON, whatever they accept
+    assert client.get("/no-such-page").get_json()["error"]["code"] == "not_found"
+    assert client.get("/api/v1/nope", headers=BROWSER).get_json()["error"]["code"] == "not_found"
+    app.config["TOKEN"] = "s3cret"
+    locked = client.get("/video", headers=BROWSER)
+    assert locked.status_code == 401 and locked.mimetype == "text/html"
+    assert 'name="token"' in locked.text and 'action="/video"' in locked.text  # a form that asks for it
+    assert "s3cret" not in locked.text and "asks for an access token." in locked.text
+    assert "the one given is not it" in client.get("/video?token=wrong", headers=BROWSER).text
+    assert client.get("/video").get_json()["error"]["code"] == "unauthorized"
+
+
 def test_openapi_matches_routes(app, client):
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")

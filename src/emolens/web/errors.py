@@ -1,10 +1,11 @@
-"""One place that turns errors into JSON ``{"error": {"code", "message"}}`` responses."""
+"""One place that turns errors into responses: JSON ``{"error": {"code", "message"}}`` for the
+API and for scripts, an HTML page for a person's browser opening a page."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -22,13 +23,28 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str):
+    if _wants_html():
+        title = _TITLES.get(status, code.replace("_", " ").capitalize())
+        page = render_template("error.html", page="error", emotions=(), status=status, title=title, message=message)
+        return page, status
     return jsonify({"error": {"code": code, "message": message}}), status
+
+
+_TITLES = {401: "Access token needed", 404: "Page not found", 413: "Upload too large", 500: "Server error"}
+
+
+def _wants_html() -> bool:
+    """A browser navigating to a page (it asks for HTML before JSON); never for /api/ or /ws/,
+    whose clients read the JSON whatever they send."""
+    if request.path.startswith(("/api/", "/ws/")):
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return jsonify(exc.to_dict()), exc.status
+        return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
