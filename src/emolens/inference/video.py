@@ -261,7 +261,7 @@ def process_video(
                     for tf in tracked:
                         records.append({"time": round(t, 4), "frame": index, "shot": len(cuts), **tf.to_dict()})
                 if writer:
-                    writer.write(draw_results(frame, [tf.face for tf in tracked]))
+                    writer.write(draw_results(frame, [tf.face for tf in tracked], ids=[tf.track_id for tf in tracked]))
                 if bar is not None:
                     bar.update()
                 if on_progress:
