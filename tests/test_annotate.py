@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -113,3 +114,65 @@ def test_a_label_at_the_right_edge_is_not_cut_off():
     label = out[60:100]  # above the box
     filled = np.flatnonzero((label == COLORS["happy"]).all(axis=2).any(axis=0))
     assert filled.max() == 639 and filled.min() < 600  # it reaches left of the box instead of past the edge
+
+
+def crowd_frame(width: int = 1280, height: int = 720) -> np.ndarray:
+    """A BGR frame of nine real faces of many sizes (scikit-image photos): one large, a crowded
+    row of six small ones (LFW), and a few at the edges, for looking at overlays."""
+    from skimage import data
+
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[20:230, 130:320]
+    camera = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR)[40:300, 150:360]
+    lfw = (data.lfw_subset() * 255).clip(0, 255).astype(np.uint8)
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[:] = np.linspace(60, 140, width, dtype=np.uint8)[None, :, None]
+    s = width / 1280
+
+    def paste(image, x, y, side):
+        x, y, side = round(x * s), round(y * s), round(side * s)
+        image = cv2.resize(image, (side, round(side * image.shape[0] / image.shape[1])), interpolation=cv2.INTER_AREA)
+        frame[y : y + image.shape[0], x : x + side] = image[: height - y, : width - x]
+
+    paste(astronaut, 40, 200, 340)
+    paste(astronaut[:, ::-1], 1180, 60, 96)
+    for k in range(6):
+        paste(cv2.cvtColor(lfw[7 * k], cv2.COLOR_GRAY2BGR), 470 + 112 * k, 330, 110)
+    paste(astronaut, 500, 560, 130)
+    paste(camera, 820, 470, 200)
+    return frame
+
+
+def group_photo(width: int = 1280, height: int = 720) -> np.ndarray:
+    """A BGR "group photo": seven copies of the astronaut (head and shoulders, 300 down to 160 px
+    wide, every other one mirrored) packed edge to edge in two rows; found by RetinaFace at 320 px."""
+    from skimage import data
+
+    person = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[0:300, 100:360]
+    frame = np.full((height, width, 3), 120, np.uint8)
+    x, y, row = 10, 20, 0
+    for k, side in enumerate([300, 240, 200, 160, 300, 240, 200]):
+        image = cv2.resize(person[:, ::-1] if k % 2 else person, (side, round(side * 300 / 260)))
+        if x + side > width:
+            x, y, row = 10, y + row, 0
+        frame[y : y + image.shape[0], x : x + side] = image[: height - y]
+        x, row = x + side, max(row, image.shape[0])
+    return frame
+
+
+def test_a_crowd_of_real_faces_is_drawn_with_no_label_over_another_face():
+    """The shipped detector and model on the crowd; the annotated copy goes to test-artifacts/ to look at."""
+    from pathlib import Path
+
+    from emolens.inference.recognizer import EmotionRecognizer
+
+    frame = crowd_frame()
+    faces = EmotionRecognizer()(frame)
+    assert len(faces) >= 7
+    out = draw_results(frame, faces)
+    artifacts = Path(__file__).resolve().parent.parent / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    cv2.imwrite(str(artifacts / "annotated_crowd_720p.png"), out)
+    for face in faces:  # every box's outline is still its own colour: no other face's label lies on it
+        x1, y1, x2, y2 = face.box.to_list()
+        outline = [out[y1:y2, x1], out[y1:y2, x2 - 1], out[y1, x1:x2], out[y2 - 1, x1:x2]]
+        assert all((edge == COLORS[face.emotion]).all() for edge in outline), face
