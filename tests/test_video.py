@@ -275,3 +275,34 @@ def test_tracker_end_all_and_reset():
     assert [t.track_id for t in tracker.update([_face(0, 0.9)])] == [2]  # a new id, never a reused one
     tracker.reset()
     assert [t.track_id for t in tracker.update([_face(0, 0.9)])] == [1]
+
+
+def test_timeline_panels_share_one_time_axis(edited_clip, recognizer, tmp_path):
+    """Issue 19: stacked panels had their own time axes, so a moment did not line up across faces."""
+    from emolens.inference.video import timeline_figure
+
+    result = process_video(edited_clip, recognizer)
+    axes = timeline_figure(result).axes[:3]
+    assert len({ax.get_xlim() for ax in axes}) == 1 and axes[0].get_xlim()[0] == 0
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes)
+    assert [ax.get_xlabel() for ax in axes][:-1] == ["", ""] and axes[-1].get_xlabel().startswith("time (s)")
+    assert sum("short" in ax.get_ylabel() for ax in axes) == 1  # the 2-frame shot's face
+    cut_lines = [line.get_xdata()[0] for line in axes[0].lines]
+    assert cut_lines == [1.0, 2.0]
+
+
+def test_plot_timeline_changes_no_global_matplotlib_state(tmp_path):
+    """The library draws on a Figure of its own: no pyplot, no backend switch for the caller."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib; matplotlib.use('svg'); from pathlib import Path;"
+        "from emolens.inference.video import VideoInfo, VideoResult, plot_timeline;"
+        "info = VideoInfo(64, 48, 10.0, 10, 1.0, 0, False);"
+        f"plot_timeline(VideoResult(info, [], 0), Path({str(tmp_path / 't.png')!r}));"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend();"
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -416,26 +416,39 @@ def _write_csv(result: VideoResult, path: Path) -> None:
 
 
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:
-    """Stacked emotion probabilities over time, one panel per track (the longest first)."""
-    import matplotlib
+    """Write the timeline figure (see :func:`timeline_figure`) as a PNG."""
+    timeline_figure(result, max_tracks=max_tracks).savefig(path, dpi=100)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def timeline_figure(result: VideoResult, *, max_tracks: int = 6):
+    """Stacked emotion probabilities over time, one panel per track (the longest first).
+
+    The panels share one time axis from 0 to the video's end, labelled once at the bottom,
+    so that a moment lines up across faces; scene cuts are dashed lines, and tracks too short
+    to count say so. A ``matplotlib.figure.Figure`` is built directly: no pyplot, no backend
+    switch, nothing global changed in the caller's matplotlib.
+    """
+    from matplotlib.figure import Figure
 
     from emolens.inference.annotate import COLORS
 
     shown = sorted(result.by_track().items(), key=lambda kv: -len(kv[1]))[:max_tracks]
-    fig, axes = plt.subplots(max(1, len(shown)), 1, figsize=(10, 1.8 * max(1, len(shown)) + 0.6), squeeze=False)
+    rows = max(1, len(shown))
+    fig = Figure(figsize=(10, 1.8 * rows + 0.6), layout="tight")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    end = max([result.info.duration, *(records[-1]["time"] for _, records in shown)]) or 1
     colors = [tuple(c / 255 for c in COLORS[e][::-1]) for e in EMOTIONS]
-    for ax, (tid, rows) in zip(axes[:, 0], shown):
-        times = [r["time"] for r in rows]
-        ax.stackplot(times, *[[r["scores"][e] for r in rows] for e in EMOTIONS], labels=EMOTIONS, colors=colors)
-        ax.set(ylabel=f"face {tid}", ylim=(0, 1), xlim=(0, max(result.info.duration, times[-1]) or 1))
+    for ax, (tid, records) in zip(axes, shown):
+        times = [r["time"] for r in records]
+        ax.stackplot(times, *[[r["scores"][e] for r in records] for e in EMOTIONS], labels=EMOTIONS, colors=colors)
+        ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.is_short(records) else ""), ylim=(0, 1))
+    for ax in axes:
+        for cut in result.cuts:
+            ax.axvline(cut["time"], color="black", linestyle="--", linewidth=0.8)
+    axes[0].set_xlim(0, end)
     if shown:
-        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     else:
-        axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        axes[0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0].transAxes)
+    axes[-1].set_xlabel("time (s)" + (" · dashed: scene cuts" if result.cuts else ""))
+    return fig
