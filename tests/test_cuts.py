@@ -44,7 +44,19 @@ def test_the_same_face_at_the_same_place_in_another_scene_is_a_cut(scenes):
 
 @pytest.mark.parametrize(
     "name",
-    ["still", "exposure ramp", "exposure ramp while panning", "pan", "gray frames", "fade to black", "noise"],
+    [
+        "still",
+        "exposure ramp",
+        "exposure ramp while panning",
+        "pan",
+        "gray frames",
+        "fade to black",
+        "noise",
+        "handheld shake",
+        "zoom in",
+        "camera flash",
+        "someone passes in front",
+    ],
 )
 def test_no_cut_without_a_shot_change(scenes, name):
     _, _, big = scenes
@@ -61,8 +73,25 @@ def test_no_cut_without_a_shot_change(scenes, name):
         "gray frames": lambda i: cv2.cvtColor(pan(i), cv2.COLOR_BGR2GRAY),
         "fade to black": lambda i: exposure(pan(i), max(0.0, 1 - 0.05 * i), 0),
         "noise": lambda i: np.clip(big[:360, :640] + rng.normal(0, 8, (360, 640, 3)), 0, 255).astype(np.uint8),
+        "handheld shake": lambda i: shifted(big, *rng.normal(0, 8, 2)),
+        "zoom in": lambda i: cv2.resize(big[9 * i : 720 - 9 * i, 16 * i : 1280 - 16 * i], (640, 360)),
+        "camera flash": lambda i: exposure(big[:360, :640], 1, 120 if i == 15 else 0),
+        "someone passes in front": lambda i: passing(big[:360, :640], 640 - 40 * i),
     }[name]
     assert cuts_in([frames(i) for i in range(30)]) == []
+
+
+def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """A 640x360 view of ``image`` moved by (dx, dy) pixels from (300, 200)."""
+    matrix = np.float32([[1, 0, -300 - dx], [0, 1, -200 - dy]])
+    return cv2.warpAffine(image, matrix, (640, 360))
+
+
+def passing(image: np.ndarray, x: int) -> np.ndarray:
+    """``image`` with a dark coat covering it from column ``x`` to the right."""
+    out = image.copy()
+    out[:, max(0, x) :] = (30, 30, 40)
+    return out
 
 
 def test_a_cut_after_fast_motion_must_stand_out_from_it(scenes):
