@@ -12,7 +12,7 @@ import pytest
 
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker
-from emolens.inference.video import Cancelled, VideoInfo, VideoOpenError, process_video
+from emolens.inference.video import Cancelled, VideoInfo, VideoOpenError, VideoResult, process_video
 from emolens.labels import EMOTIONS
 from emolens.results import FaceBox, FaceResult
 
@@ -21,23 +21,32 @@ def make_clip(path, astronaut_bgr, *, frames=20, fps=10, audio=True, size=(352, 
     """A clip of the astronaut's face moving left to right over a plain background, with a tone."""
     face = astronaut_bgr[30:190, 150:300]
     w, h = size
+    images = []
+    for i in range(frames):
+        canvas = np.full((h, w, 3), 90, np.uint8)
+        x = 10 + (i * 8) % (w - 170)  # left to right, then again
+        canvas[40:200, x : x + 150] = face
+        images.append(canvas)
+    return write_clip(path, images, fps=fps, tone=audio)
+
+
+def write_clip(path, frames, *, fps=10, tone=False):
+    """An H.264 MP4 of BGR frames, with a 440 Hz AAC tone as long as the video if ``tone``."""
+    h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        sound = out.add_stream("aac", rate=16000) if audio else None
-        for i in range(frames):
-            canvas = np.full((h, w, 3), 90, np.uint8)
-            x = 10 + (i * 8) % (w - 170)  # left to right, then again
-            canvas[40:200, x : x + 150] = face
-            for packet in video.encode(av.VideoFrame.from_ndarray(canvas, format="bgr24")):
+        sound = out.add_stream("aac", rate=16000) if tone else None
+        for image in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
         if sound is not None:
-            n = int(16000 * frames / fps)
-            tone = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 440 / 16000)).astype(np.float32)[None, :]
+            n = int(16000 * len(frames) / fps)
+            wave = (0.2 * np.sin(np.arange(n) * 2 * np.pi * 440 / 16000)).astype(np.float32)[None, :]
             for start in range(0, n, 1024):
-                frame = av.AudioFrame.from_ndarray(tone[:, start : start + 1024], format="flt", layout="mono")
+                frame = av.AudioFrame.from_ndarray(wave[:, start : start + 1024], format="flt", layout="mono")
                 frame.sample_rate, frame.pts, frame.time_base = 16000, start, Fraction(1, 16000)
                 for packet in sound.encode(frame):
                     out.mux(packet)
@@ -175,6 +184,7 @@ def test_cli_video(clip, tiny_onnx, tmp_path, capsys):
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
     args = ["video", str(clip), "-o", str(out), "--csv", str(table), "--model", str(tiny_onnx), "--detector", "haar"]
     assert main(args) == 0
+    assert "1 shot(s), 1 face track(s)\n" in capsys.readouterr().out
     with av.open(str(out)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
         assert sum(1 for _ in container.decode(video=0)) == 20
@@ -196,3 +206,103 @@ def test_stream_detection_finds_the_faces_that_every_frame_detection_finds(clip,
     assert {r["track_id"] for r in stream} == {r["track_id"] for r in whole}
     for a, b in zip(stream, whole):
         assert iou(np.array(a["box"]), np.array(b["box"]))[0, 0] > 0.7, a["frame"]
+
+
+@pytest.fixture(scope="module")
+def edited_clip(tmp_path_factory, astronaut_bgr):
+    """An edited clip: 10 frames of the astronaut in his photo, a hard cut to 10 frames of
+    another picture with his mirrored, warmer face at the same place, and a cut back for 2 frames."""
+    from skimage import data
+
+    face = astronaut_bgr[30:190, 150:300]
+    first = cv2.resize(astronaut_bgr, (352, 240), interpolation=cv2.INTER_AREA)
+    first[40:200, 100:250] = face
+    second = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (352, 240), interpolation=cv2.INTER_AREA)
+    second[40:200, 100:250] = np.clip(face[:, ::-1] * [0.85, 1.0, 1.15], 0, 255).astype(np.uint8)
+    return write_clip(tmp_path_factory.mktemp("edited") / "edited.mp4", [first] * 10 + [second] * 10 + [first] * 2)
+
+
+@pytest.mark.parametrize("every_nth", [1, 3])
+def test_no_track_spans_a_scene_cut(edited_clip, recognizer, tmp_path, every_nth):
+    """Issue 19: one id was an audience member, then the performer, then another person."""
+    result = process_video(edited_clip, recognizer, every_nth=every_nth, json_path=tmp_path / "f.json")
+    assert result.cuts == [{"frame": 10, "time": 1.0}, {"frame": 20, "time": 2.0}]
+    shots = {tid: {r["shot"] for r in rows} for tid, rows in result.by_track().items()}
+    assert sorted(shots.values(), key=min) == [{0}, {1}, {2}]  # one track per shot, none across
+    assert {r["frame"] for r in result.records} >= {10, 20}  # each shot's first frame, even between Nth ones
+    summary = json.loads((tmp_path / "f.json").read_text())["summary"]
+    assert summary["video"]["cuts"] == result.cuts
+    tracks = sorted(summary["tracks"].values(), key=lambda t: t["shot"])
+    assert [t["short"] for t in tracks] == [False, False, True]  # the 2-frame shot's face is too short
+    assert summary["video"]["faces"] == 2
+    assert len(result.by_track()) == 3  # the short track keeps its per-frame records
+
+
+def test_no_cut_in_a_moving_clip_with_an_exposure_ramp(tmp_path, astronaut_bgr, recognizer):
+    face = astronaut_bgr[30:190, 150:300]
+    frames = []
+    for i in range(30):
+        canvas = np.full((240, 352, 3), 90, np.uint8)
+        canvas[:, :, 1] = np.linspace(40, 160, 352, dtype=np.uint8)  # some background structure
+        x = 10 + 6 * i % 180
+        canvas[40:200, x : x + 150] = face
+        frames.append(np.clip(canvas * (0.6 + 0.025 * i), 0, 255).astype(np.uint8))  # the camera opens up
+    result = process_video(write_clip(tmp_path / "ramp.mp4", frames), recognizer)
+    assert result.cuts == [] and {r["shot"] for r in result.records} == {0}
+    assert {r["track_id"] for r in result.records} == {1} and len(result.records) == 30
+
+
+def test_short_tracks_are_marked_not_dropped(clip):
+    info = VideoInfo.from_path(clip)
+
+    def rows(tid, times):
+        scores = {e: 1 / 7 for e in EMOTIONS}
+        return [
+            {"time": t, "frame": int(10 * t), "track_id": tid, "shot": 0, "emotion": "happy", "scores": scores}
+            for t in times
+        ]
+
+    result = VideoResult(info, rows(1, [0.0, 0.1, 0.2, 0.6]) + rows(2, [0.0, 0.1]) + rows(3, [0.0, 0.1, 0.2]), 7)
+    tracks = result.summary()["tracks"]
+    assert {tid: t["short"] for tid, t in tracks.items()} == {"1": False, "2": True, "3": True}
+    assert result.summary()["video"]["faces"] == 1 and len(result.records) == 9
+
+
+def test_tracker_end_all_and_reset():
+    tracker = FaceTracker()
+    tracker.update([_face(0, 0.9)])
+    tracker.end_all()  # a cut: the same place is someone else now
+    assert [t.track_id for t in tracker.update([_face(0, 0.9)])] == [2]  # a new id, never a reused one
+    tracker.reset()
+    assert [t.track_id for t in tracker.update([_face(0, 0.9)])] == [1]
+
+
+def test_timeline_panels_share_one_time_axis(edited_clip, recognizer, tmp_path):
+    """Issue 19: stacked panels had their own time axes, so a moment did not line up across faces."""
+    from emolens.inference.video import timeline_figure
+
+    result = process_video(edited_clip, recognizer)
+    axes = timeline_figure(result).axes[:3]
+    assert len({ax.get_xlim() for ax in axes}) == 1 and axes[0].get_xlim()[0] == 0
+    assert all(axes[0].get_shared_x_axes().joined(axes[0], ax) for ax in axes)
+    assert [ax.get_xlabel() for ax in axes][:-1] == ["", ""] and axes[-1].get_xlabel().startswith("time (s)")
+    assert sum("short" in ax.get_ylabel() for ax in axes) == 1  # the 2-frame shot's face
+    cut_lines = [line.get_xdata()[0] for line in axes[0].lines]
+    assert cut_lines == [1.0, 2.0]
+
+
+def test_plot_timeline_changes_no_global_matplotlib_state(tmp_path):
+    """The library draws on a Figure of its own: no pyplot, no backend switch for the caller."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib; matplotlib.use('svg'); from pathlib import Path;"
+        "from emolens.inference.video import VideoInfo, VideoResult, plot_timeline;"
+        "info = VideoInfo(64, 48, 10.0, 10, 1.0, 0, False);"
+        f"plot_timeline(VideoResult(info, [], 0), Path({str(tmp_path / 't.png')!r}));"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend();"
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -188,3 +188,60 @@ def test_no_page_scrolls_sideways_on_a_phone(browser_page, tmp_path, astronaut_b
     finally:
         phone.close()
     assert errors == []
+
+
+def test_overlay_labels_are_placed_as_the_library_places_them(browser_page):
+    """drawFaces's placeLabels (common.js) and annotate.place_labels give the same places."""
+    from emolens.inference.annotate import place_labels
+
+    page, server, errors = browser_page
+    page.goto(server.base + "/image")
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        corners = rng.integers(0, [1260, 700], (n, 2))
+        sides = rng.integers(8, 300, n)
+        boxes = [[int(x), int(y), int(min(1280, x + s)), int(min(720, y + s))] for (x, y), s in zip(corners, sides)]
+        sizes = [[int(w), int(h)] for w, h in zip(rng.integers(30, 260, n), rng.integers(12, 40, n))]
+        cases.append((boxes, sizes))
+    js = page.evaluate("cases => cases.map(([b, s]) => placeLabels(b, s, 1280, 720))", cases)
+    assert js == [[list(r) for r in place_labels(b, s, (720, 1280))] for b, s in cases]
+    assert errors == []
+
+
+@pytest.mark.parametrize("viewport", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_image_page_labels_cover_no_other_face_in_a_crowd(browser_page, tmp_path, viewport):
+    from test_annotate import group_photo
+
+    page, server, errors = browser_page
+    photo = tmp_path / "group.jpg"
+    cv2.imwrite(str(photo), group_photo(), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    view = page.context.browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        view.goto(server.base + "/image")
+        view.set_input_files("#file", str(photo))
+        view.wait_for_selector("#result:not([hidden])", timeout=30_000)
+        faces = view.evaluate("JSON.parse(document.getElementById('json').textContent).faces")
+        assert len(faces) == 7 and view.inner_text("#faces").count("Face ") == len(faces)
+        # every box's outline, sampled every 3 px on all four sides, is still its own colour
+        covered = view.evaluate(
+            """faces => {
+            const ctx = document.getElementById('annotated').getContext('2d');
+            const hex = c => [1, 3, 5].map(i => parseInt(c.slice(i, i + 2), 16));
+            return faces.filter(f => {
+                const [x1, y1, x2, y2] = f.box, want = hex(COLORS[f.emotion]), points = [];
+                for (let x = x1; x < x2; x += 3) points.push([x, y1], [x, y2]);
+                for (let y = y1; y < y2; y += 3) points.push([x1, y], [x2, y]);
+                return !points.every(([x, y]) => {
+                    const d = ctx.getImageData(x, y, 1, 1).data;
+                    return want.every((v, i) => Math.abs(v - d[i]) < 40);
+                });
+            }).map(f => f.box); }""",
+            faces,
+        )
+        assert covered == []
+        view.screenshot(path=str(ARTIFACTS / f"image_crowd_{viewport[0]}x{viewport[1]}.png"), full_page=True)
+    finally:
+        view.close()
+    assert errors == []

@@ -129,6 +129,30 @@ def test_live_websocket(server, astronaut_bgr):
         ws.close()
 
 
+def test_live_tracks_end_at_a_scene_cut(server, astronaut_bgr):
+    """Another picture with a face at the same place (the camera switched): a new track, not the old one's id."""
+    import cv2
+    from skimage import data
+
+    other = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (512, 512))
+    other[20:260, 130:370] = astronaut_bgr[20:260, 130:370][:, ::-1]
+    ws = simple_websocket_client(server)
+    try:
+        ids = []
+        for frame in [astronaut_bgr, astronaut_bgr, other, other]:
+            ws.send(jpeg_bytes(frame))
+            ids.append([f["track_id"] for f in json.loads(ws.receive(timeout=30))["faces"]])
+        assert ids == [[1], [1], [2], [2]]
+    finally:
+        ws.close()
+
+
+def simple_websocket_client(server):
+    import simple_websocket
+
+    return simple_websocket.Client.connect(f"ws://127.0.0.1:{server.port}/ws/live")
+
+
 def test_jobs_survive_kill_9(tmp_path, tiny_onnx, astronaut_bgr):
     from test_video import make_clip
 

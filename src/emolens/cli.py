@@ -281,11 +281,17 @@ def _cmd_video(args: argparse.Namespace) -> int:
         full_every=args.full_every,
         show_progress=True,
     )
-    print(f"wrote {target}: {result.frames_processed} frames analysed, {len(result.summary()['tracks'])} face track(s)")
-    for tid, track in result.summary()["tracks"].items():
+    summary = result.summary()
+    short = len(summary["tracks"]) - summary["video"]["faces"]
+    print(
+        f"wrote {target}: {result.frames_processed} frames analysed, {len(result.cuts) + 1} shot(s), "
+        f"{summary['video']['faces']} face track(s)" + (f" (+{short} too short to count)" if short else "")
+    )
+    for tid, track in summary["tracks"].items():
         print(
             f"  face {tid}: {track['dominant_emotion']} ({track['share'][track['dominant_emotion']]:.0%} of "
             f"{track['frames']} frames, {track['start']:.1f}-{track['end']:.1f} s)"
+            + (" short" if track["short"] else "")
         )
     return 0
 

@@ -62,6 +62,19 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
+    def end_all(self) -> None:
+        """End every track (at a scene cut): the next faces get new ids, never reused ones.
+
+        Matching is by box overlap, so across a cut it would hand a track to whoever stands
+        where its face was, mixing two people's scores under one id.
+        """
+        self.tracks = []
+
+    def reset(self) -> None:
+        """Start over as new (a new stream): no tracks, and ids count from 1 again."""
+        self.end_all()
+        self._next_id = 1
+
     def update(self, faces: list[FaceResult]) -> list[TrackedFace]:
         boxes = np.array([f.box.to_list() for f in faces], float).reshape(-1, 4)
         probs = np.array([[f.scores[e] for e in EMOTIONS] for f in faces], float).reshape(-1, len(EMOTIONS))

@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from emolens.errors import EmolensError
 from emolens.inference.annotate import draw_results
+from emolens.inference.cuts import CutDetector
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker, TrackedFace
 from emolens.labels import EMOTIONS
@@ -113,13 +114,21 @@ def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
             yield t, _upright(frame.to_ndarray(format="bgr24"), int(getattr(frame, "rotation", 0) or 0))
 
 
+# A track seen in fewer processed frames, or over less time, is too short to mean anything
+# in a summary: the smoothed scores need ~3 updates to settle (smoothing 0.6), and under half
+# a second is mostly a detector's flicker, a face crossing the frame edge, or a shot's last frames.
+MIN_TRACK_FRAMES = 3
+MIN_TRACK_SECONDS = 0.5
+
+
 @dataclass
 class VideoResult:
-    """Per-frame records and per-track summaries of one processed video."""
+    """Per-frame records, shot cuts and per-track summaries of one processed video."""
 
     info: VideoInfo
-    records: list[dict]  # one per face per processed frame: time, frame, track_id, box, emotion, scores
+    records: list[dict]  # one per face per processed frame: time, frame, track_id, shot, box, emotion, scores
     frames_processed: int
+    cuts: list[dict] = field(default_factory=list)  # each shot change: {"frame", "time"} of the new shot's first frame
 
     def by_track(self) -> dict[int, list[dict]]:
         """The records of each track, in frame order."""
@@ -128,8 +137,17 @@ class VideoResult:
             tracks.setdefault(r["track_id"], []).append(r)
         return tracks
 
+    @staticmethod
+    def is_short(rows: list[dict]) -> bool:
+        """Whether a track's records are too few or too brief to count (see MIN_TRACK_FRAMES)."""
+        return len(rows) < MIN_TRACK_FRAMES or rows[-1]["time"] - rows[0]["time"] < MIN_TRACK_SECONDS
+
     def summary(self) -> dict:
-        """Per track: frames seen, first/last time, dominant emotion, share of time per emotion."""
+        """Per track: frames seen, first/last time, shot, dominant emotion, share of time per emotion.
+
+        Tracks too short to mean anything are kept but marked ``"short": true``; the video's
+        ``faces`` counts only the others. The per-frame records keep every track.
+        """
         out = {}
         for tid, rows in sorted(self.by_track().items()):
             counts = {e: 0 for e in EMOTIONS}
@@ -140,6 +158,8 @@ class VideoResult:
                 "frames": len(rows),
                 "start": rows[0]["time"],
                 "end": rows[-1]["time"],
+                "shot": rows[0].get("shot", 0),
+                "short": self.is_short(rows),
                 "dominant_emotion": max(share, key=share.get),
                 "share": share,
                 "mean_scores": {e: float(np.mean([r["scores"][e] for r in rows])) for e in EMOTIONS},
@@ -151,6 +171,8 @@ class VideoResult:
                 "fps": self.info.fps,
                 "duration": self.info.duration,
                 "frames_processed": self.frames_processed,
+                "cuts": list(self.cuts),
+                "faces": sum(not t["short"] for t in out.values()),
             },
             "tracks": out,
         }
@@ -173,12 +195,18 @@ def process_video(
 ) -> VideoResult:
     """Recognise emotions in every (or every Nth) frame of a video, tracking each face.
 
+    Every decoded frame, analysed or not, is checked for a shot change (:class:`CutDetector`,
+    ~0.1 ms a frame). At a cut all tracks end, so no track id spans two shots, the detector
+    forgets where faces were, and the new shot's first frame is analysed even when it is not
+    an Nth one, so that its frames never show the previous shot's faces.
+
     Args:
         source: any file FFmpeg reads.
         recognizer: detector + classifier.
         target: annotated H.264 MP4 to write (audio kept when it can be copied).
         csv_path, json_path, plot_path: per-frame CSV, JSON (records + summary), timeline PNG.
-        every_nth: analyse every Nth frame; the frames between reuse the last faces.
+        every_nth: analyse every Nth frame (and each shot's first); the frames between reuse
+            the last faces.
         full_every: search the whole frame for faces at least every this many video frames,
             and between only around the known faces (1: the whole frame every time).
         smoothing: weight of the past in each track's moving average of scores.
@@ -196,7 +224,9 @@ def process_video(
     info = VideoInfo.from_path(source)
     recognizer = recognizer.for_stream(full_every=max(1, full_every // every_nth))
     tracker = FaceTracker(max_missed=max(3, 10 // every_nth), smoothing=smoothing)
+    shot_changes = CutDetector()
     records: list[dict] = []
+    cuts: list[dict] = []  # {"frame", "time"} of each new shot's first frame
     temps: list[tuple[Path, Path]] = []
 
     def temp_for(path) -> Path:
@@ -220,20 +250,25 @@ def process_video(
             for index, (t, frame) in enumerate(writer.frames() if writer else iter_frames(source)):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"{source}: cancelled at frame {index}")
-                if index % every_nth == 0:
+                cut = shot_changes.update(frame)
+                if cut:
+                    cuts.append({"frame": index, "time": round(t, 4)})
+                    tracker.end_all()
+                    recognizer.detector.reset()
+                if cut or index % every_nth == 0:
                     tracked = tracker.update(recognizer(frame))
                     processed += 1
                     for tf in tracked:
-                        records.append({"time": round(t, 4), "frame": index, **tf.to_dict()})
+                        records.append({"time": round(t, 4), "frame": index, "shot": len(cuts), **tf.to_dict()})
                 if writer:
-                    writer.write(draw_results(frame, [tf.face for tf in tracked]))
+                    writer.write(draw_results(frame, [tf.face for tf in tracked], ids=[tf.track_id for tf in tracked]))
                 if bar is not None:
                     bar.update()
                 if on_progress:
                     on_progress(index + 1, max(info.frames, index + 1))
             if index < 0:
                 raise VideoOpenError(f"{source}: no frames")
-        result = VideoResult(info, records, processed)
+        result = VideoResult(info, records, processed, cuts)
         if csv_path:
             _write_csv(result, temp_for(csv_path))
         if json_path:
@@ -362,15 +397,15 @@ class _AnnotatedWriter:
 def _write_csv(result: VideoResult, path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            ["time", "frame", "track_id", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence", *EMOTIONS]
-        )
+        head = ["time", "frame", "track_id", "shot", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence"]
+        writer.writerow([*head, *EMOTIONS])
         for r in result.records:
             writer.writerow(
                 [
                     r["time"],
                     r["frame"],
                     r["track_id"],
+                    r["shot"],
                     *r["box"],
                     "" if r["detection_score"] is None else r["detection_score"],
                     r["emotion"],
@@ -381,26 +416,39 @@ def _write_csv(result: VideoResult, path: Path) -> None:
 
 
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:
-    """Stacked emotion probabilities over time, one panel per track (the longest first)."""
-    import matplotlib
+    """Write the timeline figure (see :func:`timeline_figure`) as a PNG."""
+    timeline_figure(result, max_tracks=max_tracks).savefig(path, dpi=100)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def timeline_figure(result: VideoResult, *, max_tracks: int = 6):
+    """Stacked emotion probabilities over time, one panel per track (the longest first).
+
+    The panels share one time axis from 0 to the video's end, labelled once at the bottom,
+    so that a moment lines up across faces; scene cuts are dashed lines, and tracks too short
+    to count say so. A ``matplotlib.figure.Figure`` is built directly: no pyplot, no backend
+    switch, nothing global changed in the caller's matplotlib.
+    """
+    from matplotlib.figure import Figure
 
     from emolens.inference.annotate import COLORS
 
     shown = sorted(result.by_track().items(), key=lambda kv: -len(kv[1]))[:max_tracks]
-    fig, axes = plt.subplots(max(1, len(shown)), 1, figsize=(10, 1.8 * max(1, len(shown)) + 0.6), squeeze=False)
+    rows = max(1, len(shown))
+    fig = Figure(figsize=(10, 1.8 * rows + 0.6), layout="tight")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    end = max([result.info.duration, *(records[-1]["time"] for _, records in shown)]) or 1
     colors = [tuple(c / 255 for c in COLORS[e][::-1]) for e in EMOTIONS]
-    for ax, (tid, rows) in zip(axes[:, 0], shown):
-        times = [r["time"] for r in rows]
-        ax.stackplot(times, *[[r["scores"][e] for r in rows] for e in EMOTIONS], labels=EMOTIONS, colors=colors)
-        ax.set(ylabel=f"face {tid}", ylim=(0, 1), xlim=(0, max(result.info.duration, times[-1]) or 1))
+    for ax, (tid, records) in zip(axes, shown):
+        times = [r["time"] for r in records]
+        ax.stackplot(times, *[[r["scores"][e] for r in records] for e in EMOTIONS], labels=EMOTIONS, colors=colors)
+        ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.is_short(records) else ""), ylim=(0, 1))
+    for ax in axes:
+        for cut in result.cuts:
+            ax.axvline(cut["time"], color="black", linestyle="--", linewidth=0.8)
+    axes[0].set_xlim(0, end)
     if shown:
-        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     else:
-        axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        axes[0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0].transAxes)
+    axes[-1].set_xlabel("time (s)" + (" · dashed: scene cuts" if result.cuts else ""))
+    return fig

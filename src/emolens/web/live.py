@@ -15,6 +15,7 @@ from flask import Flask, current_app, request
 from flask_sock import ConnectionClosed, Sock
 
 from emolens.errors import ImageDecodeError
+from emolens.inference.cuts import CutDetector
 from emolens.inference.images import decode_image
 from emolens.inference.tracker import FaceTracker
 from emolens.web.errors import ApiError
@@ -57,6 +58,7 @@ def live(ws):
         return
     recognizer = get_recognizer(model).for_stream()  # this connection's frames, in order
     tracker = FaceTracker(smoothing=0.6, max_missed=5)
+    cuts = CutDetector()  # a camera switched or cut to: no track carries over to other people
     limit = current_app.config["LIVE_MAX_FRAME_BYTES"]
     try:
         while True:
@@ -65,8 +67,9 @@ def live(ws):
                 continue
             message, dropped, controls = _newest(ws, message)
             if any(_is_reset(c) for c in controls):  # control messages: {"type": "reset"}
-                tracker = FaceTracker(smoothing=0.6, max_missed=5)
+                tracker.reset()
                 recognizer.detector.reset()
+                cuts.reset()
             if message is None:
                 continue
             t0 = time.perf_counter()
@@ -82,6 +85,9 @@ def live(ws):
             except ImageDecodeError as exc:
                 ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
                 continue
+            if cuts.update(frame):
+                tracker.end_all()
+                recognizer.detector.reset()
             faces = tracker.update(recognizer(frame))
             ws.send(
                 json.dumps(

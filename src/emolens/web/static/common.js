@@ -35,27 +35,62 @@ function faceCard(title, face) {
 }
 
 // Boxes and labels in the canvas's own pixels (the frame's): `lineScale` only thickens lines and
-// text for big frames. Labels carry the track id (live) or, with `numbered`, the face's number
-// on its card, and stay inside the canvas.
+// text for big frames, and so does a canvas shown smaller than it is (a photo on a phone), so that
+// text stays at least 11 CSS pixels high on screen. Labels carry the track id (live) or, with
+// `numbered`, the face's number on its card; placeLabels keeps them inside the canvas and off
+// the other faces. Draw while the canvas is shown: a hidden one has no size on screen.
 function drawFaces(ctx, faces, lineScale, numbered) {
-  ctx.lineWidth = Math.max(2, 3 * lineScale);
-  ctx.font = `${Math.max(14, Math.round(18 * lineScale))}px system-ui, sans-serif`;
+  const shown = ctx.canvas.clientWidth, perCssPixel = shown ? ctx.canvas.width / shown : 1;
+  ctx.lineWidth = Math.max(2, 3 * lineScale, 2 * perCssPixel);
+  ctx.font = `${Math.max(14, Math.round(18 * lineScale), Math.round(11 * perCssPixel))}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
-  faces.forEach((f, i) => {
-    const [x1, y1, x2, y2] = f.box;
-    const color = COLORS[f.emotion] || "#fff";
-    ctx.strokeStyle = color;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  const labels = faces.map((f, i) => {
     const name = f.track_id ? `#${f.track_id} ` : numbered ? `${i + 1} ` : "";
-    const label = `${name}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
-    const w = ctx.measureText(label).width + 8, h = parseInt(ctx.font, 10) + 6;
-    const left = Math.max(0, Math.min(x1, ctx.canvas.width - w));
-    const top = y1 - h >= 0 ? y1 - h : Math.min(y2, ctx.canvas.height - h);
-    ctx.fillStyle = color;
-    ctx.fillRect(left, top, w, h);
-    ctx.fillStyle = "#000";
-    ctx.fillText(label, left + 4, top + 3);
+    return `${name}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
   });
+  const h = parseInt(ctx.font, 10) + 6;
+  const sizes = labels.map(label => [Math.ceil(ctx.measureText(label).width) + 8, h]);
+  faces.forEach(f => {
+    const [x1, y1, x2, y2] = f.box;
+    ctx.strokeStyle = COLORS[f.emotion] || "#fff";
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  });
+  placeLabels(faces.map(f => f.box), sizes, ctx.canvas.width, ctx.canvas.height).forEach(([x1, y1, x2, y2], i) => {
+    ctx.fillStyle = COLORS[faces[i].emotion] || "#fff";
+    ctx.fillRect(x1, y1, x2 - x1, y2 - y1);
+    ctx.fillStyle = "#000";
+    ctx.fillText(labels[i], x1 + 4, y1 + 3);
+  });
+}
+
+// The rule of emolens.inference.annotate.place_labels, for the same boxes the same places: each
+// label tries above its box (left-, then right-aligned), below it, inside its top, and takes the
+// first place that covers no other face and no earlier label, else the one covering the least
+// face, then label; shifted sideways to stay inside the canvas. Boxes [x1, y1, x2, y2], sizes [w, h].
+function placeLabels(boxes, sizes, width, height) {
+  const overlap = (a, b) =>
+    Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) * Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const placed = [];
+  boxes.forEach(([x1, y1, x2, y2], i) => {
+    const [lw, lh] = sizes[i];
+    const faces = boxes.filter((_, j) => j !== i);
+    const spots = [[x1, y1 - lh], [x2 - lw, y1 - lh], [x1, y2], [x2 - lw, y2], [x1, Math.min(y1, height - lh)]];
+    let best = null;
+    for (const [sx, y] of spots) {
+      if (y < 0 || y + lh > height) continue;
+      const x = Math.max(0, Math.min(sx, width - lw));
+      const rect = [x, y, x + lw, y + lh];
+      const cost = [faces, placed].map(list => list.reduce((sum, b) => sum + overlap(rect, b), 0));
+      if (!best || cost[0] < best.cost[0] || (cost[0] === best.cost[0] && cost[1] < best.cost[1])) best = { cost, rect };
+      if (cost[0] === 0 && cost[1] === 0) break;
+    }
+    if (!best) {  // a label taller than the canvas: at its top
+      const x = Math.max(0, Math.min(x1, width - lw));
+      best = { rect: [x, 0, x + lw, lh] };
+    }
+    placed.push(best.rect);
+  });
+  return placed;
 }
 
 function drawLegend(el) {

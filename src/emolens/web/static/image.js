@@ -16,6 +16,7 @@
       result = await fetchJSON(`/api/v1/images${location.search}`, { method: "POST", body: form });
     } catch (err) { showMessage(`Could not analyse this image: ${err.message}`); return; }
     const bitmap = await createImageBitmap(file).catch(() => null);
+    document.getElementById("result").hidden = false;  // shown first: drawFaces sizes text for the screen
     canvas.width = result.width; canvas.height = result.height;
     const ctx = canvas.getContext("2d");
     if (bitmap) ctx.drawImage(bitmap, 0, 0, result.width, result.height);
@@ -24,7 +25,6 @@
     faces.innerHTML = result.faces.length ? "" : '<p class="muted">No face found in this image.</p>';
     result.faces.forEach((f, i) => faces.appendChild(faceCard(`Face ${i + 1}`, f)));
     document.getElementById("json").textContent = JSON.stringify(result, null, 2);
-    document.getElementById("result").hidden = false;
   }
 
   bindFilePicker(drop, input, analyse);
