@@ -105,7 +105,8 @@ def test_labels_carry_the_face_number_or_the_track_id(monkeypatch):
     faces = [_face((100, 100, 200, 200)), _face((300, 100, 400, 200), "sad", 0.5)]
     draw_results(np.zeros((480, 640, 3), np.uint8), faces)
     draw_results(np.zeros((480, 640, 3), np.uint8), faces, ids=[12, 3])
-    assert texts == ["1 happy 83%", "2 sad 50%", "#12 happy 83%", "#3 sad 50%"]
+    draw_results(np.zeros((480, 640, 3), np.uint8), [_face((100, 100, 200, 200), "fear", 0.45)])
+    assert texts == ["1 happy 83%", "2 sad 50%", "#12 happy 83%", "#3 sad 50%", "1 fear? 45%"]
 
 
 def test_a_label_at_the_right_edge_is_not_cut_off():

@@ -210,6 +210,10 @@ def test_stream_detection_finds_the_faces_that_every_frame_detection_finds(clip,
 
 @pytest.fixture(scope="module")
 def edited_clip(tmp_path_factory, astronaut_bgr):
+    return make_edited_clip(tmp_path_factory.mktemp("edited") / "edited.mp4", astronaut_bgr)
+
+
+def make_edited_clip(path, astronaut_bgr):
     """An edited clip: 10 frames of the astronaut in his photo, a hard cut to 10 frames of
     another picture with his mirrored, warmer face at the same place, and a cut back for 2 frames."""
     from skimage import data
@@ -219,7 +223,7 @@ def edited_clip(tmp_path_factory, astronaut_bgr):
     first[40:200, 100:250] = face
     second = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (352, 240), interpolation=cv2.INTER_AREA)
     second[40:200, 100:250] = np.clip(face[:, ::-1] * [0.85, 1.0, 1.15], 0, 255).astype(np.uint8)
-    return write_clip(tmp_path_factory.mktemp("edited") / "edited.mp4", [first] * 10 + [second] * 10 + [first] * 2)
+    return write_clip(path, [first] * 10 + [second] * 10 + [first] * 2)
 
 
 @pytest.mark.parametrize("every_nth", [1, 3])

@@ -92,10 +92,11 @@ def test_live_page_draws_a_face(browser_page):
 
 
 def test_video_page_plays_the_result(browser_page, tmp_path, astronaut_bgr):
-    from test_video import make_clip
+    """An edited clip: a face per shot, and the 2-frame last shot's face listed apart, not summarised."""
+    from test_video import make_edited_clip
 
     page, server, errors = browser_page
-    clip = make_clip(tmp_path / "clip.mp4", astronaut_bgr, frames=30)
+    clip = make_edited_clip(tmp_path / "clip.mp4", astronaut_bgr)
     page.goto(server.base + "/video")
     page.set_input_files("#file", str(clip))
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
@@ -104,7 +105,9 @@ def test_video_page_plays_the_result(browser_page, tmp_path, astronaut_bgr):
         "() => { const v = document.getElementById('result-video'); return v.readyState >= 2 && v.duration > 0; }",
         timeout=30_000,
     )
-    assert "Face #1" in page.inner_text("#summary")
+    summary = page.inner_text("#summary")
+    assert "Face #1" in summary and "Face #2" in summary and "Face #3" not in summary
+    assert "3 shots" in summary and "1 face seen too briefly to summarise" in summary
     assert page.locator("#jobs tbody tr").count() == 1
     page.screenshot(path=str(ARTIFACTS / "video.png"), full_page=True)
     assert errors == []

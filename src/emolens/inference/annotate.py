@@ -89,6 +89,11 @@ def _overlap(a: Rect, b: Rect) -> int:
     return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
+def face_label(name: str, face: FaceResult) -> str:
+    """``#12 happy 83%``; an uncertain face's emotion gets a question mark (``#12 happy? 41%``)."""
+    return f"{name} {face.emotion}{'?' if face.uncertain else ''} {face.confidence:.0%}"
+
+
 def draw_results(
     frame: np.ndarray,
     faces: list[FaceResult],
@@ -116,7 +121,7 @@ def draw_results(
     text_width = max(1, round(scale * 2))
     pad = max(2, round(4 * scale))
     names = [f"#{i}" for i in ids] if ids is not None else [str(n + 1) for n in range(len(faces))]
-    labels = [f"{name} {face.emotion} {face.confidence:.0%}" for name, face in zip(names, faces)]
+    labels = [face_label(name, face) for name, face in zip(names, faces)]
     metrics = [cv2.getTextSize(label, _FONT, scale, text_width) for label in labels]
     sizes = [(tw + 2 * pad, th + base + 2 * pad) for (tw, th), base in metrics]
     boxes = [(f.box.x1, f.box.y1, f.box.x2, f.box.y2) for f in faces]

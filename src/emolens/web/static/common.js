@@ -46,7 +46,7 @@ function drawFaces(ctx, faces, lineScale, numbered) {
   ctx.textBaseline = "top";
   const labels = faces.map((f, i) => {
     const name = f.track_id ? `#${f.track_id} ` : numbered ? `${i + 1} ` : "";
-    return `${name}${f.emotion} ${(100 * f.confidence).toFixed(0)}%`;
+    return `${name}${f.emotion}${f.uncertain ? "?" : ""} ${(100 * f.confidence).toFixed(0)}%`;  // as face_label
   });
   const h = parseInt(ctx.font, 10) + 6;
   const sizes = labels.map(label => [Math.ceil(ctx.measureText(label).width) + 8, h]);

@@ -55,9 +55,24 @@
     document.getElementById("result").hidden = false;
     const summary = document.getElementById("summary");
     summary.innerHTML = tracks.length ? "" : '<p class="muted">No face was found in this video.</p>';
-    for (const [tid, tr] of tracks) {
+    const cuts = (result.summary.video.cuts || []).length;
+    if (cuts) summary.insertAdjacentHTML("beforeend", `<p class="muted">${cuts + 1} shots: a face gets a new number after each cut.</p>`);
+    for (const [tid, tr] of tracks.filter(([, tr]) => !tr.short)) {
       summary.appendChild(faceCard(`Face #${tid} (${tr.frames} frames, ${tr.start.toFixed(1)}–${tr.end.toFixed(1)} s)`,
         { emotion: tr.dominant_emotion, confidence: tr.share[tr.dominant_emotion], scores: tr.share }));
+    }
+    // Faces seen for a moment (a passer-by, a shot's last frames) are listed, not summarised.
+    const brief = tracks.filter(([, tr]) => tr.short);
+    if (brief.length) {
+      const fold = document.createElement("details");
+      fold.className = "short-tracks";
+      fold.innerHTML = `<summary>${brief.length} face${brief.length > 1 ? "s" : ""} seen too briefly to summarise</summary><ul></ul>`;
+      for (const [tid, tr] of brief) {
+        const li = document.createElement("li");
+        li.textContent = `#${tid}: ${tr.frames} frame${tr.frames > 1 ? "s" : ""} at ${tr.start.toFixed(1)} s, ${tr.dominant_emotion}`;
+        fold.querySelector("ul").appendChild(li);
+      }
+      summary.appendChild(fold);
     }
     const links = document.getElementById("downloads");
     links.innerHTML = "";
