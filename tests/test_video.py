@@ -137,6 +137,17 @@ def test_video_info(clip):
     assert info.fps == pytest.approx(10)
 
 
+def test_a_4k_video_is_annotated_at_1080p(tmp_path, astronaut_bgr, recognizer):
+    """The web server takes 4K uploads and writes their annotated copy at 1080p."""
+    big = make_clip(tmp_path / "4k.mp4", astronaut_bgr, frames=3, size=(3840, 2160), audio=False)
+    result = process_video(big, recognizer, target=tmp_path / "out.mp4", max_output_pixels=1920 * 1080)
+    assert result.info.width == 3840 and result.frames_processed == 3
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        stream = out.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (1920, 1080)
+        assert len(list(out.decode(stream))) == 3
+
+
 def test_bad_videos(tmp_path, clip, recognizer):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 1000)

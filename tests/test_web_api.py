@@ -38,7 +38,9 @@ def test_post_image(client, astronaut_bgr):
     body = r.get_json()
     assert (body["width"], body["height"]) == (512, 512)
     (face,) = body["faces"]
-    assert set(face) == {"box", "detection_score", "emotion", "confidence", "uncertain", "scores"} and set(face["scores"]) == set(EMOTIONS)
+    assert set(face) == {"box", "detection_score", "emotion", "confidence", "uncertain", "scores"} and set(
+        face["scores"]
+    ) == set(EMOTIONS)
     assert face["detection_score"] > 0
 
 
@@ -123,9 +125,13 @@ def test_truncated_video_and_image_as_video(client, tmp_path, astronaut_bgr):
     data = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=10).read_bytes()
     r = client.post("/api/v1/videos", data={"video": (io.BytesIO(data[:500]), "cut.mp4")})
     assert r.status_code == 415 and r.get_json()["error"]["code"] == "invalid_video"
+    message = r.get_json()["error"]["message"]
+    assert message == (
+        "upload: not a readable video (Invalid data found when processing input; the file may be truncated or damaged)"
+    )  # no FFmpeg error number, no server path
     # FFmpeg opens a JPEG as a one-frame stream: refused as a still image, whatever the name says
     r = client.post("/api/v1/videos", data={"video": (io.BytesIO(jpeg_bytes(astronaut_bgr)), "x.mp4")})
-    assert r.status_code == 415 and "still image" in r.get_json()["error"]["message"]
+    assert r.get_json()["error"]["message"] == "upload: this is a still image (JPEG), not a video"
 
 
 def test_video_limits(app, client, tmp_path, astronaut_bgr):
@@ -136,6 +142,21 @@ def test_video_limits(app, client, tmp_path, astronaut_bgr):
     r = client.post("/api/v1/videos", data={"video": (io.BytesIO(clip.read_bytes()), "c.mp4")})
     assert r.status_code == 413 and r.get_json()["error"]["code"] == "video_too_long"
     assert not list((tmp_path / "data" / "uploads").iterdir())  # nothing kept
+    app.config.update(MAX_VIDEO_SECONDS=600, MAX_VIDEO_PIXELS=1280 * 720)
+    r = client.post(
+        "/api/v1/videos",
+        data={
+            "video": (
+                io.BytesIO(make_clip(tmp_path / "big.mp4", astronaut_bgr, frames=2, size=(1920, 1080)).read_bytes()),
+                "b.mp4",
+            )
+        },
+    )
+    assert (
+        r.status_code == 413 and r.get_json()["error"]["message"] == "video is 1920x1080; the limit is 1280x720 (720p)"
+    )
+    page = client.get("/video").text
+    assert "up to 200 MB, 10 minutes and 1280x720 (720p)" in page  # the page says it before an upload
 
 
 @pytest.mark.parametrize(

@@ -244,7 +244,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 ", ".join(
                     f"{f.emotion} {f.confidence:.0%}{' (uncertain)' if f.uncertain else ''} at {f.box.to_list()}"
                     for f in faces
-                ) or "no face found"
+                )
+                or "no face found"
             )
             print(f"{path}: {summary}")
     if args.json:

@@ -75,7 +75,8 @@ class EmotionRecognizer:
         crops = np.stack([crop_face(frame, box, self.margin, framing=framing) for box in boxes])
         probabilities = self.classifier.classify(crops)
         return [
-            FaceResult.from_probabilities(FaceBox(*box), p, score) for box, p, score in zip(boxes, probabilities, scores)
+            FaceResult.from_probabilities(FaceBox(*box), p, score)
+            for box, p, score in zip(boxes, probabilities, scores)
         ]
 
     def for_stream(self, *, full_every: int = 10) -> EmotionRecognizer:

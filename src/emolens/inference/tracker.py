@@ -101,6 +101,8 @@ class FaceTracker:
                 track.scores = self.smoothing * track.scores + (1 - self.smoothing) * probs[d]
                 track.box, track.hits = boxes[d], track.hits + 1
             track.missed = 0
-            out.append(TrackedFace(track.track_id, FaceResult.from_probabilities(face.box, track.scores, face.detection_score)))
+            out.append(
+                TrackedFace(track.track_id, FaceResult.from_probabilities(face.box, track.scores, face.detection_score))
+            )
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return out

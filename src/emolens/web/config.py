@@ -9,7 +9,8 @@ TOKEN = None  # or the EMOLENS_TOKEN environment variable; None = open
 MAX_CONTENT_LENGTH = 200 * 1024 * 1024  # bytes per request (413 above)
 MAX_IMAGE_PIXELS = 50_000_000
 MAX_VIDEO_SECONDS = 600
-MAX_VIDEO_PIXELS = 1920 * 1080
+MAX_VIDEO_PIXELS = 3840 * 2160  # 4K; the annotated copy is scaled to MAX_OUTPUT_PIXELS
+MAX_OUTPUT_PIXELS = 1920 * 1080
 MAX_WORKERS = 1  # video jobs at once; more wait in the queue
 JOB_RETENTION_DAYS = 7
 LIVE_MAX_FRAME_BYTES = 2 * 1024 * 1024

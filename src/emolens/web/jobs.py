@@ -53,12 +53,21 @@ class JobStore:
         retention_days: jobs older than this are deleted with their files.
     """
 
-    def __init__(self, root: str | Path, recognizer_factory, *, max_workers: int = 1, retention_days: float = 7):
+    def __init__(
+        self,
+        root: str | Path,
+        recognizer_factory,
+        *,
+        max_workers: int = 1,
+        retention_days: float = 7,
+        max_output_pixels: int | None = None,
+    ):
         self.root = Path(root)
         self.files = self.root / "jobs"
         self.files.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "jobs.sqlite3"
         self._recognizer_factory = recognizer_factory
+        self._max_output_pixels = max_output_pixels
         self.retention_s = retention_days * 86400
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="emolens-job")
         self._cancel: dict[str, threading.Event] = {}
@@ -183,6 +192,7 @@ class JobStore:
                 plot_path=folder / OUTPUTS["plot"],
                 on_progress=progress,
                 cancel=cancel,
+                max_output_pixels=self._max_output_pixels,
             )
             if self.get(job_id) is not None:
                 self._update(job_id, status="done", progress=1.0, summary=json.dumps(result.summary()))
@@ -222,6 +232,7 @@ def init_app(app: Flask) -> None:
         factory,
         max_workers=app.config["MAX_WORKERS"],
         retention_days=app.config["JOB_RETENTION_DAYS"],
+        max_output_pixels=app.config["MAX_OUTPUT_PIXELS"],
     )
 
 

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 
 from emolens.labels import EMOTIONS
 from emolens.shipped import SHIPPED_MODELS, card_asset, model_card
+from emolens.web.uploads import video_size_limit
 
 bp = Blueprint("pages", __name__)
 
@@ -23,8 +24,12 @@ def live():
 
 @bp.get("/video")
 def video():
-    max_upload_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-    return render_template("video.html", page="video", emotions=EMOTIONS, max_upload_mb=max_upload_mb)
+    config = current_app.config
+    limits = (
+        f"up to {config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MB, {config['MAX_VIDEO_SECONDS'] // 60} minutes"
+        f" and {video_size_limit(config)}"
+    )
+    return render_template("video.html", page="video", emotions=EMOTIONS, limits=limits)
 
 
 @bp.get("/image")

@@ -31,6 +31,13 @@ def read_image_upload(upload: FileStorage) -> np.ndarray:
         raise ApiError(status, code, str(exc)) from None
 
 
+def video_size_limit(config) -> str:
+    """The largest video a server takes, as a person reads it: ``3840x2160 (4K)``."""
+    pixels = config["MAX_VIDEO_PIXELS"]
+    named = {3840 * 2160: "3840x2160 (4K)", 1920 * 1080: "1920x1080 (1080p)", 1280 * 720: "1280x720 (720p)"}
+    return named.get(pixels, f"{pixels / 1e6:.1f} megapixels a frame")
+
+
 def save_video_upload(upload: FileStorage, tmp_dir: Path) -> tuple[Path, VideoInfo]:
     """Store the upload under a server-made name and check it is a video within the limits."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +61,7 @@ def save_video_upload(upload: FileStorage, tmp_dir: Path) -> tuple[Path, VideoIn
             raise ApiError(
                 413,
                 "video_too_large",
-                f"video is {info.width}x{info.height}; the limit is {cfg['MAX_VIDEO_PIXELS']} pixels",
+                f"video is {info.width}x{info.height}; the limit is {video_size_limit(cfg)}",
             )
         return path, info
     except BaseException:
