@@ -115,7 +115,10 @@ def test_predict_json_and_annotate(tiny_onnx, astronaut_bgr, tmp_path, capsys):
     (face,) = result["faces"]
     assert set(face) == {"box", "detection_score", "emotion", "confidence", "uncertain", "scores"}
     assert len(face["box"]) == 4
-    assert (tmp_path / "ann" / "astronaut_emolens.png").stat().st_size > 0
+    # the annotated copy keeps the photo's format (a JPEG had become a PNG 1.7x its size)
+    annotated = tmp_path / "ann" / "astronaut_emolens.jpg"
+    assert annotated.read_bytes()[:3] == b"\xff\xd8\xff" and annotated.stat().st_size < 2 * photo.stat().st_size
+    assert cv2.imread(str(annotated)).shape == astronaut_bgr.shape
 
 
 def test_predict_detect_size(tiny_onnx, astronaut_bgr, tmp_path, capsys, monkeypatch):

@@ -214,8 +214,6 @@ def _recognizer(args: argparse.Namespace):
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import cv2
-
     from emolens.inference.annotate import draw_results
     from emolens.inference.images import read_image
 
@@ -237,8 +235,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.annotate:
             out_dir = Path(args.annotate)
             out_dir.mkdir(parents=True, exist_ok=True)
-            target = out_dir / (Path(path).stem + "_emolens.png")
-            cv2.imwrite(str(target), draw_results(frame, faces))
+            _write_annotated(out_dir, Path(path), draw_results(frame, faces))
         if not args.json:
             summary = (
                 ", ".join(
@@ -251,6 +248,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results))
     return 1 if failed else 0
+
+
+def _write_annotated(out_dir, source, image) -> None:
+    """Write ``source``'s annotated copy into ``out_dir`` in the photo's own format where OpenCV
+    writes it (a JPEG stays a JPEG of about its size, not a PNG several times larger), else PNG."""
+    import cv2
+
+    quality = {".jpg": cv2.IMWRITE_JPEG_QUALITY, ".jpeg": cv2.IMWRITE_JPEG_QUALITY, ".webp": cv2.IMWRITE_WEBP_QUALITY}
+    suffix = source.suffix.lower()
+    if suffix not in {*quality, ".png", ".bmp", ".tif", ".tiff"}:
+        suffix = ".png"
+    target = out_dir / f"{source.stem}_emolens{suffix}"
+    if not cv2.imwrite(str(target), image, [quality[suffix], 92] if suffix in quality else []):
+        raise EmolensError(f"{target}: could not be written")
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
