@@ -85,3 +85,4 @@ def test_compact_model_is_within_its_budget():
     assert count_multiply_adds(compact) <= 25_000_000
     assert count_multiply_adds(accurate) >= 5 * count_multiply_adds(compact)
     assert any(isinstance(m, Residual) for m in compact.modules())
+    assert count_multiply_adds(create_model("vggface48_slim")) <= 25_000_000
