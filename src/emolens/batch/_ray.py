@@ -1,0 +1,96 @@
+"""The same per-file work on Ray: one actor per worker, each with one recognizer.
+
+An actor analyses a file into a temporary folder of its own node and sends the outputs
+back as bytes, so that results land in the driver's ``OUT`` even when the nodes share no
+disk; only the inputs must be readable at the same path on every node (shared storage).
+Ray is imported here only, and only when ``--ray`` is asked for.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from emolens.batch._executors import Task
+from emolens.batch._inputs import InputFile
+from emolens.batch._ledger import FileOutcome
+from emolens.batch._worker import BatchSettings, analyze_file, build_recognizer
+
+
+def _ray():
+    try:
+        import ray
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError("--ray needs Ray; install it with: pip install 'emolens[ray]'", name="ray") from exc
+    return ray
+
+
+class _Analyzer:
+    """A Ray actor's state: the settings and one recognizer, built once."""
+
+    def __init__(self, settings: BatchSettings):
+        import cv2
+
+        cv2.setNumThreads(1)
+        self.settings = settings
+        self.recognizer = build_recognizer(settings)
+
+    def analyze(self, item: InputFile) -> tuple[FileOutcome, dict[str, bytes]]:
+        workdir = Path(tempfile.mkdtemp(prefix="emolens-batch-"))
+        try:
+            outcome = analyze_file(item, self.settings, self.recognizer, workdir)
+            return outcome, {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_ray(
+    tasks: list[Task],
+    settings: BatchSettings,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    on_frames: Callable[[int], None] | None = None,
+) -> Iterator[tuple[InputFile, Path, FileOutcome]]:
+    """The files on Ray actors, ``workers`` of them (default: the cluster's CPUs, at most one per file).
+
+    Args:
+        address: None or ``"local"`` starts a local Ray; ``"auto"`` or ``"ray://host:port"``
+            joins an existing cluster. A Ray already initialised in this process is used as is.
+    """
+    if not tasks:
+        return
+    ray = _ray()
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=None if address in (None, "local") else address, log_to_driver=False)
+        started = True
+    try:
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        count = min(count, len(tasks))
+        actor_class = ray.remote(num_cpus=1)(_Analyzer)
+        actors = [actor_class.remote(settings) for _ in range(count)]
+        pending = list(reversed(tasks))
+        running: dict = {}
+        idle = list(actors)
+        while pending or running:
+            while pending and idle:
+                actor = idle.pop()
+                item, workdir = pending.pop()
+                running[actor.analyze.remote(item)] = (actor, item, workdir)
+            done, _ = ray.wait(list(running), num_returns=1)
+            actor, item, workdir = running.pop(done[0])
+            idle.append(actor)
+            outcome, files = ray.get(done[0])
+            for name, data in files.items():
+                (workdir / name).write_bytes(data)
+            if on_frames:
+                on_frames(outcome.frames * settings.every_nth if outcome.kind == "video" else outcome.frames)
+            yield item, workdir, outcome
+        for actor in actors:
+            ray.kill(actor)
+    finally:
+        if started:
+            ray.shutdown()
