@@ -254,7 +254,12 @@ def local_ray():
 
 
 def test_ray_gives_the_same_table_and_layout_as_the_process_pool(archive, settings, serial, local_ray, tmp_path):
+    import tempfile
+
+    neighbour = Path(tempfile.mkdtemp(prefix="not-emolens-"))  # the actors' temp folders have neighbours
     report = run_batch([str(archive)], tmp_path / "out", settings=settings, ray=True, workers=2)
+    assert neighbour.is_dir()
+    neighbour.rmdir()
     assert outcomes(report) == outcomes(serial)
     assert_same_faces(serial.faces_table(), report.faces_table())
     layout = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))

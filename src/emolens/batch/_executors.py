@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -72,6 +73,7 @@ def run_pool(
                         except BrokenProcessPool:
                             attempts[item.path] = attempts.get(item.path, 0) + 1
                             if attempts[item.path] < MAX_ATTEMPTS:
+                                shutil.rmtree(workdir, ignore_errors=True)  # the dead attempt's files
                                 pending.append((item, workdir))
                                 continue
                             outcome = _died(item)

@@ -1,6 +1,6 @@
 """The batch's ledger: one folder per finished file under ``OUT/files/``, made atomically.
 
-A worker writes a file's outputs into ``OUT/files/.partial-<id>-<pid>/``; the driver adds
+A worker writes a file's outputs into ``OUT/files/.partial-<id>-<pid>/`` (pid: the driver's); the driver adds
 ``status.json`` and renames the folder to ``OUT/files/<id>/`` in one step. So a folder
 named ``<id>`` is always complete, a ``kill -9`` at any moment leaves at most ``.partial-``
 folders (deleted by the next run), and the next run redoes exactly the files without one.
@@ -79,11 +79,9 @@ class Ledger:
         return self.root / file_id(source)
 
     def partial_dir(self, source: str) -> Path:
-        """A fresh, empty working folder for ``source`` (unique to this process)."""
-        path = self.root / f"{_PARTIAL}{file_id(source)}-{os.getpid()}"
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir()
-        return path
+        """The working folder for ``source`` (named, not made: whoever writes the outputs makes it,
+        so that after a ``kill -9`` the ``.partial-`` folders are exactly the files in flight)."""
+        return self.root / f"{_PARTIAL}{file_id(source)}-{os.getpid()}"
 
     def clean_partials(self) -> int:
         """Delete the working folders an interrupted run left; how many there were."""
@@ -108,6 +106,7 @@ class Ledger:
 
     def commit(self, outcome: FileOutcome, workdir: Path) -> Path:
         """Write ``status.json`` into ``workdir`` and make it the file's folder, replacing an older one."""
+        workdir.mkdir(parents=True, exist_ok=True)  # a file whose worker died before making it
         tmp = workdir / (STATUS + ".tmp")
         tmp.write_text(json.dumps(outcome.to_dict(), indent=1) + "\n")
         os.replace(tmp, workdir / STATUS)

@@ -8,7 +8,6 @@ Ray is imported here only, and only when ``--ray`` is asked for.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,12 +37,11 @@ class _Analyzer:
         self.recognizer = build_recognizer(settings)
 
     def analyze(self, item: InputFile) -> tuple[FileOutcome, dict[str, bytes]]:
-        workdir = Path(tempfile.mkdtemp(prefix="emolens-batch-"))
-        try:
+        with tempfile.TemporaryDirectory(prefix="emolens-batch-") as tmp:
+            workdir = Path(tmp) / "outputs"  # analyze_file makes it, as it does in a pool
             outcome = analyze_file(item, self.settings, self.recognizer, workdir)
-            return outcome, {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            files = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} if workdir.is_dir() else {}
+            return outcome, files
 
 
 def run_ray(
@@ -84,6 +82,7 @@ def run_ray(
             actor, item, workdir = running.pop(done[0])
             idle.append(actor)
             outcome, files = ray.get(done[0])
+            workdir.mkdir(parents=True, exist_ok=True)  # made where the outputs are written, as in a pool
             for name, data in files.items():
                 (workdir / name).write_bytes(data)
             if on_frames:

@@ -87,11 +87,13 @@ def analyze_file(
     """Analyse one file into ``workdir``: ``faces.parquet`` always, plus ``faces.json`` for an
     image or ``frames.csv`` and ``video.json`` (records, tracks, summary) for a video, and the
     annotated copy when asked. A file that cannot be analysed gives a ``failed`` outcome.
+    ``workdir`` is made if missing; nothing already in it is deleted.
 
     Args:
         on_frames: called with the number of frames analysed since its last call.
     """
     started = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
     key = file_key(item.path)
     outcome = FileOutcome(item.path, item.kind, "ok", settings=settings.fingerprint())
     if key is not None:
