@@ -153,8 +153,10 @@ def test_rerun_skips_finished_files_and_redoes_missing_or_changed_ones(archive, 
     out = tmp_path / "out"
     first = run_batch([str(archive_copy)], out, settings=settings, workers=1)
     analysed.clear()
+    written = (out / "faces.parquet").stat().st_mtime_ns
     again = run_batch([str(archive_copy)], out, settings=settings, workers=1)
     assert analysed == [] and again.skipped == 4 and again.failed == 1  # the corrupt file stays recorded
+    assert (out / "faces.parquet").stat().st_mtime_ns == written  # nothing new: the tables are kept
     assert_same_faces(first.faces_table(), again.faces_table())
 
     next((out / "files").glob("portrait-*/faces.parquet")).unlink()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from emolens.batch._inputs import InputFile, expand_inputs
 from emolens.batch._ledger import ROWS, FileOutcome, Ledger, file_key
-from emolens.batch._tables import combine, require_pyarrow, write_files_csv
+from emolens.batch._tables import combine, files_csv, require_pyarrow, write_text
 from emolens.batch._worker import BatchSettings
 from emolens.errors import ModelLoadError
 
@@ -28,7 +28,6 @@ class BatchReport:
 
     out: Path
     files: list[FileOutcome]
-    faces_rows: int
     seconds: float
 
     @property
@@ -135,9 +134,24 @@ def run_batch(
         if on_file:
             on_file(outcome)
     ordered = [outcomes[item.path] for item in items]
-    rows = combine([ledger.final_dir(f.source) / ROWS for f in ordered if f.status == "ok"], out)
-    write_files_csv([_file_row(f, ledger, out) for f in ordered], out / "files.csv")
-    return BatchReport(out, ordered, rows, time.perf_counter() - started)
+    summary = files_csv([_file_row(f, ledger, out) for f in ordered])
+    if not _tables_current(out, summary, ordered):
+        combine([ledger.final_dir(f.source) / ROWS for f in ordered if f.status == "ok"], out)
+        write_text(summary, out / "files.csv")  # last: the tables match it once it is written
+    return BatchReport(out, ordered, time.perf_counter() - started)
+
+
+def _tables_current(out: Path, summary: str, outcomes: list[FileOutcome]) -> bool:
+    """Whether the combined tables already hold these results: nothing was analysed now and
+    ``files.csv`` (written after the faces tables) lists the same files with the same results.
+    Saves reading every file's rows again when a finished batch is run once more."""
+    if any(not f.reused for f in outcomes if f.kind in ("image", "video")):
+        return False
+    try:
+        same = (out / "files.csv").read_text() == summary
+    except OSError:
+        return False
+    return same and (out / "faces.parquet").is_file() and (out / "faces.csv").is_file()
 
 
 def _execute(todo, ledger: Ledger, settings: BatchSettings, workers, ray, progress: bool):

@@ -7,6 +7,7 @@ install never loads it.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -104,16 +105,17 @@ def combine(row_files: list[Path], out: Path) -> int:
     return table.num_rows
 
 
-def write_files_csv(rows: list[dict], path: Path) -> None:
-    """The per-file summary, one row per input (``rows`` keyed by :data:`FILE_COLUMNS`)."""
+def files_csv(rows: list[dict]) -> str:
+    """The per-file summary as CSV text, one row per input (``rows`` keyed by :data:`FILE_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, FILE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, FILE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
 
-    _atomic(path, write)
+def write_text(text: str, path: Path) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _atomic(path: Path, write) -> None:
