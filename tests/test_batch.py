@@ -313,3 +313,12 @@ def test_batch_arguments_are_named_in_errors(extra, message, archive, tmp_path, 
 def test_ray_swallowing_an_input_is_explained(archive, tmp_path, capsys):
     assert main(["batch", str(archive / "portrait.jpg"), "--out", str(tmp_path / "o"), "--ray", str(archive)]) == 1
     assert "put --ray after the inputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, extra", [("pyarrow", "emolens[batch]"), ("ray", "emolens[ray]")])
+def test_a_missing_extra_is_named(module, extra, archive, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    args = ["batch", str(archive / "portrait.jpg"), "--out", str(tmp_path / "o"), "--workers", "1"]
+    assert main([*args, "--ray"] if module == "ray" else args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emolens: ") and f"pip install '{extra}'" in err and "Traceback" not in err

@@ -48,7 +48,7 @@ def run_pool(
     ctx = multiprocessing.get_context("spawn")
     frames: multiprocessing.Queue = ctx.Queue()
     pending = list(reversed(tasks))
-    attempts: dict[str, int] = {}
+    retries = Retries(settings)
     options = {"mp_context": ctx, "initializer": _init_worker, "initargs": (settings, frames)}
     while pending:
         with ProcessPoolExecutor(workers, **options) as pool:
@@ -71,12 +71,11 @@ def run_pool(
                         try:
                             outcome = future.result()
                         except BrokenProcessPool:
-                            attempts[item.path] = attempts.get(item.path, 0) + 1
-                            if attempts[item.path] < MAX_ATTEMPTS:
+                            if retries.again(item):
                                 shutil.rmtree(workdir, ignore_errors=True)  # the dead attempt's files
                                 pending.append((item, workdir))
                                 continue
-                            outcome = _died(item)
+                            outcome = retries.died(item)
                         yield item, workdir, outcome
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -84,12 +83,29 @@ def run_pool(
     _drain(frames, on_frames)
 
 
-def _died(item: InputFile) -> FileOutcome:
-    from emolens.batch._ledger import file_key
+class Retries:
+    """Files whose worker died under them: retried until :data:`MAX_ATTEMPTS`, then failed.
 
-    key = file_key(item.path) or (None, None)
-    error = f"{item.path}: the worker process died while analysing it (a crash, or out of memory)"
-    return FileOutcome(item.path, item.kind, "failed", error, size=key[0], mtime_ns=key[1])
+    The failure is recorded with the batch's settings, so that, like any failed file, it is
+    not retried by the next run unless asked (``--retry-failed``).
+    """
+
+    def __init__(self, settings: BatchSettings):
+        self.settings = settings
+        self.attempts: dict[str, int] = {}
+
+    def again(self, item: InputFile) -> bool:
+        self.attempts[item.path] = self.attempts.get(item.path, 0) + 1
+        return self.attempts[item.path] < MAX_ATTEMPTS
+
+    def died(self, item: InputFile) -> FileOutcome:
+        from emolens.batch._ledger import file_key
+
+        size, mtime_ns = file_key(item.path) or (None, None)
+        error = f"{item.path}: the worker died while analysing it, {MAX_ATTEMPTS} times (a crash, or out of memory)"
+        return FileOutcome(
+            item.path, item.kind, "failed", error, size=size, mtime_ns=mtime_ns, settings=self.settings.fingerprint()
+        )
 
 
 def _drain(frames, on_frames) -> None:

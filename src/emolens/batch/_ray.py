@@ -12,13 +12,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from emolens.batch._executors import Task
+from emolens.batch._executors import Retries, Task
 from emolens.batch._inputs import InputFile
 from emolens.batch._ledger import FileOutcome
 from emolens.batch._worker import BatchSettings, analyze_file, build_recognizer
 
 
-def _ray():
+def require_ray():
     try:
         import ray
     except ModuleNotFoundError as exc:
@@ -60,36 +60,42 @@ def run_ray(
     """
     if not tasks:
         return
-    ray = _ray()
+    ray = require_ray()
     started = False
     if not ray.is_initialized():
         ray.init(address=None if address in (None, "local") else address, log_to_driver=False)
         started = True
+    actors: list = []
     try:
-        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        count = min(count, len(tasks))
+        count = min(workers or max(1, int(ray.cluster_resources().get("CPU", 1))), len(tasks))
         actor_class = ray.remote(num_cpus=1)(_Analyzer)
-        actors = [actor_class.remote(settings) for _ in range(count)]
-        pending = list(reversed(tasks))
-        running: dict = {}
-        idle = list(actors)
+        actors.extend(actor_class.remote(settings) for _ in range(count))
+        idle, running, pending = list(actors), {}, list(reversed(tasks))
+        retries = Retries(settings)
         while pending or running:
             while pending and idle:
-                actor = idle.pop()
-                item, workdir = pending.pop()
+                actor, (item, workdir) = idle.pop(), pending.pop()
                 running[actor.analyze.remote(item)] = (actor, item, workdir)
             done, _ = ray.wait(list(running), num_returns=1)
             actor, item, workdir = running.pop(done[0])
-            idle.append(actor)
-            outcome, files = ray.get(done[0])
+            try:
+                outcome, files = ray.get(done[0])
+                idle.append(actor)
+            except ray.exceptions.RayActorError:  # its process or node died: a fresh actor
+                actors.append(actor_class.remote(settings))
+                idle.append(actors[-1])
+                if retries.again(item):
+                    pending.append((item, workdir))
+                    continue
+                outcome, files = retries.died(item), {}
             workdir.mkdir(parents=True, exist_ok=True)  # made where the outputs are written, as in a pool
             for name, data in files.items():
                 (workdir / name).write_bytes(data)
             if on_frames:
                 on_frames(outcome.frames * settings.every_nth if outcome.kind == "video" else outcome.frames)
             yield item, workdir, outcome
+    finally:
         for actor in actors:
             ray.kill(actor)
-    finally:
         if started:
             ray.shutdown()

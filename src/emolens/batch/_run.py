@@ -100,6 +100,10 @@ def run_batch(
         >>> df = report.faces_table().to_pandas()
     """
     require_pyarrow()
+    if ray:
+        from emolens.batch._ray import require_ray
+
+        require_ray()  # before any work, not once the progress bar is up
     started = time.perf_counter()
     settings = settings or BatchSettings()
     from emolens.shipped import resolve_model
