@@ -303,11 +303,16 @@ def test_expand_inputs_reads_lists_globs_and_names_bad_inputs(archive, tmp_path)
         (["--every", "0"], "--every must be 1 or more, got 0"),
         (["--detect-size", "10"], "--detect-size must be at least 64 pixels, got 10"),
         (["--model", "nowhere.onnx"], "nowhere.onnx: no such model file"),
+        (["--model", "{broken}", "--workers", "2"], "{broken}: cannot load ONNX model"),
     ],
 )
 def test_batch_arguments_are_named_in_errors(extra, message, archive, tmp_path, capsys):
-    assert main(["batch", str(archive / "portrait.jpg"), "--out", str(tmp_path / "o"), *extra]) == 1
-    assert capsys.readouterr().err.strip() == f"emolens: error: {message}"
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    extra = [arg.format(broken=broken) for arg in extra]
+    inputs = [str(archive / "portrait.jpg"), str(archive / "events" / "group.png")]
+    assert main(["batch", *inputs, "--out", str(tmp_path / "o"), *extra]) == 1
+    assert capsys.readouterr().err.strip().startswith(f"emolens: error: {message.format(broken=broken)}")
 
 
 def test_ray_swallowing_an_input_is_explained(archive, tmp_path, capsys):

@@ -507,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse every image and video the inputs name. Per file: OUT/files/<id>/; for the whole"
         " batch: OUT/faces.parquet and OUT/faces.csv (one row per face per frame) and OUT/files.csv (one row per"
         " file). Running the same command again skips finished files and redoes unfinished ones. Exit status: 0"
-        " when no file failed, else the number of failed files (at most 100); 130 when interrupted.",
+        " when no file failed, else the number of failed files (at most 100); 1 also for an error before any file"
+        " (an option, the model); 2 when pyarrow or Ray is missing; 130 when interrupted.",
     )
     p.add_argument(
         "inputs",

@@ -164,9 +164,11 @@ def _execute(todo, ledger: Ledger, settings: BatchSettings, workers, ray, progre
 
     from emolens.batch._executors import run_pool, run_serial
 
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    workers = max(1, min(workers or _cpus(), len(todo) or 1))
     if (workers > 1 or ray) and settings.threads == 0:
         settings = replace(settings, threads=1)  # the workers are the parallelism
+    if todo:
+        _check_model(settings)
     tasks = [(item, ledger.partial_dir(item.path)) for item in todo]
     bar = tqdm(total=len(tasks), unit="file", disable=not progress, dynamic_ncols=True)
     frames = 0
@@ -192,6 +194,24 @@ def _execute(todo, ledger: Ledger, settings: BatchSettings, workers, ray, progre
             yield outcome
     finally:
         bar.close()
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _check_model(settings: BatchSettings) -> None:
+    """Load the classifier once here, before the progress bar, so that a broken model file is
+    one clear error rather than every worker dying in its initializer (which the pool would
+    take for crashes)."""
+    from emolens.inference.classifier import EmotionClassifier
+    from emolens.shipped import DEFAULT_MODEL
+
+    EmotionClassifier(settings.model or DEFAULT_MODEL, threads=1)
 
 
 def _file_row(f: FileOutcome, ledger: Ledger, out: Path) -> dict:
