@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from emolens._machine import usable_cores
 from emolens.batch._inputs import InputFile, expand_inputs
 from emolens.batch._ledger import ROWS, FileOutcome, Ledger, file_key
 from emolens.batch._tables import combine, files_csv, require_pyarrow, write_text
@@ -164,7 +165,7 @@ def _execute(todo, ledger: Ledger, settings: BatchSettings, workers, ray, progre
 
     from emolens.batch._executors import run_pool, run_serial
 
-    workers = max(1, min(workers or _cpus(), len(todo) or 1))
+    workers = max(1, min(workers or usable_cores(), len(todo) or 1))
     if (workers > 1 or ray) and settings.threads == 0:
         settings = replace(settings, threads=1)  # the workers are the parallelism
     if todo:
@@ -194,14 +195,6 @@ def _execute(todo, ledger: Ledger, settings: BatchSettings, workers, ray, progre
             yield outcome
     finally:
         bar.close()
-
-
-def _cpus() -> int:
-    """The CPUs this process may run on (a container's share, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _check_model(settings: BatchSettings) -> None:
