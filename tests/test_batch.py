@@ -140,12 +140,18 @@ def test_mixed_folder_gives_tables_per_file_results_and_exit_status(archive, tin
     assert not list(out.rglob("annotated.*"))  # only with --annotate
 
 
-def test_annotate_writes_copies(archive, tiny_onnx, tmp_path):
-    out = tmp_path / "out"
-    inputs = [str(archive / "portrait.jpg"), str(archive / "interview.mp4")]
-    code = main(["batch", *inputs, "--out", str(out), "--model", str(tiny_onnx), "--detector", "haar", "--annotate"])
-    assert code == 0
-    assert sorted(p.name for p in out.rglob("annotated.*")) == ["annotated.mp4", "annotated.png"]
+def test_annotate_writes_copies_which_are_never_inputs(archive, tiny_onnx, tmp_path, monkeypatch):
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    shutil.copy(archive / "portrait.jpg", folder)
+    shutil.copy(archive / "interview.mp4", folder)
+    monkeypatch.chdir(folder)
+    args = ["batch", ".", "--out", "results", "--model", str(tiny_onnx), "--detector", "haar", "--annotate"]
+    assert main([*args, "--workers", "1"]) == 0
+    assert sorted(p.name for p in (folder / "results").rglob("annotated.*")) == ["annotated.mp4", "annotated.png"]
+    assert main([*args, "--workers", "1"]) == 0  # results/ is inside the input folder: not read as input
+    sources = [r["source"] for r in read_csv(folder / "results" / "files.csv")]
+    assert [Path(s).name for s in sources] == ["interview.mp4", "portrait.jpg"]
 
 
 def test_rerun_skips_finished_files_and_redoes_missing_or_changed_ones(archive, settings, tmp_path, analysed):

@@ -43,7 +43,7 @@ def kind_of(path: str | os.PathLike) -> str | None:
     return None
 
 
-def expand_inputs(inputs: list[str]) -> list[InputFile]:
+def expand_inputs(inputs: list[str], *, exclude: str | os.PathLike | None = None) -> list[InputFile]:
     """Every file the inputs name, each once, sorted by absolute path.
 
     Args:
@@ -51,14 +51,19 @@ def expand_inputs(inputs: list[str]) -> list[InputFile]:
             (``**`` recursive); list files, given as ``@list.txt`` or any ``.txt`` path, with one
             input per line (blank lines and ``#`` comments skipped; relative paths are relative
             to the list file's folder, so a list travels with its archive).
+        exclude: a folder whose files are never inputs: the batch's own output, which may
+            sit inside an input folder (``emolens batch . --out results``).
 
     Returns:
         One :class:`InputFile` per file. Missing inputs, unsupported types and globs that
         match nothing come back as ``kind="failed"`` so that the batch can record them.
     """
     found: dict[str, InputFile] = {}
+    skip = Path(exclude).resolve() if exclude is not None else None
     for item in inputs:
         for entry in _expand_one(item, explicit=True, lists=True):
+            if skip is not None and Path(entry.path).is_relative_to(skip):
+                continue
             if entry.path not in found or found[entry.path].kind == "ignored":
                 found[entry.path] = entry
     return [found[p] for p in sorted(found)]

@@ -116,7 +116,7 @@ def run_batch(
     stale = ledger.clean_partials()
     if stale:
         logger.info("removed %d unfinished folder(s) of an interrupted run", stale)
-    items = expand_inputs(inputs)
+    items = expand_inputs(inputs, exclude=out)
     fingerprint = settings.fingerprint()
     outcomes: dict[str, FileOutcome] = {}
     todo: list[InputFile] = []
