@@ -113,7 +113,8 @@ def test_mixed_folder_gives_tables_per_file_results_and_exit_status(archive, tin
     }
     assert "broken.jpg" in files["broken.jpg"]["error"]
     assert files["group.png"]["faces"] == "4" and files["portrait.jpg"]["faces"] == "1"
-    assert files["interview.mp4"]["frames"] == "6"
+    assert (files["interview.mp4"]["frames"], files["interview.mp4"]["tracks"]) == ("6", "1")
+    assert files["group.png"]["tracks"] == "0"
 
     faces = pq.read_table(out / "faces.parquet")
     assert faces.column_names == list(FACE_COLUMNS)

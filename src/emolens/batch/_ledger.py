@@ -31,8 +31,9 @@ class FileOutcome:
     """What happened to one input file.
 
     ``status``: ``ok`` (analysed; ``faces`` may be 0), ``failed`` (``error`` says why) or
-    ``ignored`` (a file of another type inside a folder). ``frames``: frames analysed (1 for
-    an image). ``seconds``: time spent on it. ``reused``: finished by an earlier run.
+    ``ignored`` (a file of another type inside a folder). ``faces``: face records (one per
+    face per analysed frame); ``tracks``: faces followed through a video (0 for an image);
+    ``frames``: frames analysed (1 for an image). ``seconds``: time spent on it. ``reused``: finished by an earlier run.
     """
 
     source: str
@@ -40,6 +41,7 @@ class FileOutcome:
     status: str
     error: str | None = None
     faces: int = 0
+    tracks: int = 0
     frames: int = 0
     seconds: float = 0.0
     size: int | None = None

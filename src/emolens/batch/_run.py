@@ -215,6 +215,7 @@ def _file_row(f: FileOutcome, ledger: Ledger, out: Path) -> dict:
         "status": f.status,
         "error": f.error or "",
         "faces": f.faces,
+        "tracks": f.tracks,
         "frames": f.frames,
         "seconds": f.seconds,
         "output": folder.relative_to(out).as_posix() if f.kind in ("image", "video") else "",

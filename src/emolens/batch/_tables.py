@@ -29,7 +29,7 @@ FACE_COLUMNS = (
     "confidence",
     *EMOTIONS,
 )
-FILE_COLUMNS = ("source", "kind", "status", "error", "faces", "frames", "seconds", "output")
+FILE_COLUMNS = ("source", "kind", "status", "error", "faces", "tracks", "frames", "seconds", "output")
 
 
 def require_pyarrow():

@@ -102,7 +102,7 @@ def analyze_file(
         if key is None:
             raise FileNotFoundError(f"{item.path}: no such file (moved or deleted during the batch)")
         analyse = _analyze_image if item.kind == "image" else _analyze_video
-        outcome.faces, outcome.frames = analyse(item, settings, recognizer, workdir, on_frames)
+        outcome.faces, outcome.tracks, outcome.frames = analyse(item, settings, recognizer, workdir, on_frames)
     except (EmolensError, OSError, ValueError) as exc:
         outcome.status, outcome.error = "failed", _one_line(exc, item.path)
     except Exception as exc:  # noqa: BLE001 - one bad file (or a decoder's bug) must not stop an archive
@@ -112,7 +112,7 @@ def analyze_file(
     return outcome
 
 
-def _analyze_image(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int]:
+def _analyze_image(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int, int]:
     import cv2
 
     from emolens.inference.annotate import draw_results
@@ -128,10 +128,10 @@ def _analyze_image(item, settings, recognizer, workdir: Path, on_frames) -> tupl
         raise EmolensError(f"{item.path}: could not write the annotated copy")
     if on_frames:
         on_frames(1)
-    return len(faces), 1
+    return len(faces), 0, 1
 
 
-def _analyze_video(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int]:
+def _analyze_video(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int, int]:
     from emolens.inference.video import process_video
 
     reported = decoded = 0
@@ -155,7 +155,7 @@ def _analyze_video(item, settings, recognizer, workdir: Path, on_frames) -> tupl
     if on_frames and decoded > reported:
         on_frames(decoded - reported)
     write_rows(face_rows(item.path, "video", result.records), workdir / ROWS)
-    return len(result.records), result.frames_processed
+    return len(result.records), len(result.by_track()), result.frames_processed
 
 
 def _one_line(exc: BaseException, path: str) -> str:
