@@ -81,6 +81,14 @@ def cpu_name() -> str:
     return _cpuinfo()[0] or _sysctl("machdep.cpu.brand_string") or platform.processor() or platform.machine()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: a container's or taskset's share, not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def describe_machine() -> str:
     """E.g. 'AMD EPYC (AVX2), 2 cores, Linux x86_64, Python 3.11.7'."""
     features = ", ".join(cpu_features()) or "no SIMD features found"

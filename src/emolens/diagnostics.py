@@ -17,7 +17,7 @@ from importlib import resources
 
 import numpy as np
 
-from emolens._machine import cpu_features, cpu_name, int8_is_exact_natively
+from emolens._machine import cpu_features, cpu_name, int8_is_exact_natively, usable_cores
 
 # Rounding alone moves the shipped model's probabilities by under 0.006 on all of PublicTest
 # (reference path against this CPU's kernels); saturating kernels moved them by up to 0.75.
@@ -125,7 +125,7 @@ def system_info(*, check: bool = True) -> dict:
             "features": list(cpu_features()),
             "int8_kernels_exact_natively": int8_is_exact_natively(),
         },
-        "threads": {"cores": os.cpu_count(), "usable": _usable_cores()},
+        "threads": {"cores": os.cpu_count(), "usable": usable_cores()},
         "models": shipped_models(),
     }
     if check:
@@ -134,13 +134,6 @@ def system_info(*, check: bool = True) -> dict:
 
 
 _SATURATING = "can saturate with 8-bit weights; the shipped model's 7-bit weights cannot"
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def format_info(info: dict) -> str:

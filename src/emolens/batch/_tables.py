@@ -1,0 +1,127 @@
+"""The batch's tables: one row per face per frame (Parquet and CSV) and one row per file (CSV).
+
+pyarrow is imported inside each function: it comes with the ``batch`` extra, and a serving
+install never loads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from emolens.labels import EMOTIONS
+
+FACE_COLUMNS = (
+    "source",
+    "kind",
+    "frame",
+    "time",
+    "track_id",
+    "face",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "detection_score",
+    "emotion",
+    "confidence",
+    *EMOTIONS,
+)
+FILE_COLUMNS = ("source", "kind", "status", "error", "faces", "tracks", "frames", "seconds", "output")
+
+
+def require_pyarrow():
+    """pyarrow, or an error that says which extra installs it."""
+    try:
+        import pyarrow
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "emolens batch writes Parquet with pyarrow; install it with: pip install 'emolens[batch]'", name="pyarrow"
+        ) from exc
+    return pyarrow
+
+
+def schema():
+    """The Arrow schema of the faces table (time and track_id are null for images)."""
+    pa = require_pyarrow()
+    types = {"source": pa.string(), "kind": pa.string(), "time": pa.float64(), "detection_score": pa.float64()}
+    types.update({name: pa.int64() for name in ("frame", "track_id", "face", "x1", "y1", "x2", "y2")})
+    types.update({name: pa.float64() for name in ("confidence", *EMOTIONS)})
+    types["emotion"] = pa.string()
+    return pa.schema([(name, types[name]) for name in FACE_COLUMNS])
+
+
+def face_rows(source: str, kind: str, records: list[dict]) -> dict[str, list]:
+    """Columns of the faces table from face records (``FaceResult.to_dict()``, plus ``frame``,
+    ``time`` and ``track_id`` for videos). ``face`` numbers the faces of each frame from 0."""
+    columns: dict[str, list] = {name: [] for name in FACE_COLUMNS}
+    counter: dict[int, int] = {}
+    for r in records:
+        frame = r.get("frame", 0)
+        counter[frame] = counter.get(frame, -1) + 1
+        x1, y1, x2, y2 = r["box"]
+        values = {
+            "source": source,
+            "kind": kind,
+            "frame": frame,
+            "time": r.get("time"),
+            "track_id": r.get("track_id"),
+            "face": counter[frame],
+            "x1": x1,
+            "y1": y1,
+            "x2": x2,
+            "y2": y2,
+            "detection_score": r["detection_score"],
+            "emotion": r["emotion"],
+            "confidence": r["confidence"],
+            **{e: r["scores"][e] for e in EMOTIONS},
+        }
+        for name in FACE_COLUMNS:
+            columns[name].append(values[name])
+    return columns
+
+
+def write_rows(columns: dict[str, list], path: Path) -> None:
+    """One file's rows as Parquet (the caller's folder is made atomic as a whole)."""
+    import pyarrow.parquet as pq
+
+    pa = require_pyarrow()
+    pq.write_table(pa.table(columns, schema=schema()), path)
+
+
+def combine(row_files: list[Path], out: Path) -> int:
+    """Concatenate per-file row tables, in the given order, into ``OUT/faces.parquet`` and
+    ``OUT/faces.csv`` (each written under a temporary name, then renamed); the row count."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pa = require_pyarrow()
+    tables = [pq.read_table(p) for p in row_files]
+    table = pa.concat_tables(tables) if tables else schema().empty_table()
+    _atomic(out / "faces.parquet", lambda tmp: pq.write_table(table, str(tmp)))
+    _atomic(out / "faces.csv", lambda tmp: pacsv.write_csv(table, str(tmp)))
+    return table.num_rows
+
+
+def files_csv(rows: list[dict]) -> str:
+    """The per-file summary as CSV text, one row per input (``rows`` keyed by :data:`FILE_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, FILE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_text(text: str, path: Path) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,168 @@
+"""The work on one file, the same whichever executor runs it (in-process, process pool, Ray).
+
+:func:`analyze_file` reads one image or video, writes its outputs into a working folder and
+returns a :class:`FileOutcome`; it never raises for a bad file, so that the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from emolens.batch._inputs import InputFile
+from emolens.batch._ledger import ROWS, FileOutcome, file_key
+from emolens.batch._tables import face_rows, write_rows
+from emolens.errors import EmolensError
+
+logger = logging.getLogger(__name__)
+
+# Frames between two progress reports of a video: often enough for a live bar, rarely
+# enough that reporting costs nothing next to recognition.
+PROGRESS_EVERY = 25
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How every file of a batch is analysed; picklable, so that workers can build their models.
+
+    Args:
+        model: a shipped model's name (``compact``, ``accurate``) or an ONNX file; None: accurate.
+        detector: ``retinaface`` or ``haar``.
+        detect_size: detect on frames downscaled to this longer side (None: the detector's default).
+        every_nth: analyse every Nth frame of a video.
+        annotate: also write annotated copies (PNG for images, H.264 MP4 for videos).
+        threads: ONNX Runtime threads per model (0: all cores; workers use 1 each).
+    """
+
+    model: str | None = None
+    detector: str = "retinaface"
+    detect_size: int | None = None
+    every_nth: int = 1
+    annotate: bool = False
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.every_nth < 1:
+            raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
+        if self.detect_size is not None and self.detect_size < 64:
+            raise ValueError(f"detect_size must be at least 64 pixels, got {self.detect_size}")
+
+    def fingerprint(self) -> dict:
+        """The settings that shape results: a finished file is reused only under the same ones."""
+        from emolens.shipped import resolve_model
+
+        out = asdict(self)
+        out.pop("threads")
+        out["model"] = str(resolve_model(self.model).resolve())
+        return out
+
+
+def build_recognizer(settings: BatchSettings):
+    """The recognizer a worker keeps for all its files (one model load per worker)."""
+    from emolens.inference.detector import create_detector
+    from emolens.inference.recognizer import EmotionRecognizer
+    from emolens.shipped import DEFAULT_MODEL
+
+    options: dict = {}
+    if settings.detect_size is not None:
+        options["max_side"] = settings.detect_size
+    if settings.detector == "retinaface" and settings.threads:
+        options["threads"] = settings.threads
+    detector = create_detector(settings.detector, **options)
+    return EmotionRecognizer(settings.model or DEFAULT_MODEL, detector=detector, threads=settings.threads)
+
+
+def analyze_file(
+    item: InputFile,
+    settings: BatchSettings,
+    recognizer,
+    workdir: Path,
+    *,
+    on_frames: Callable[[int], None] | None = None,
+) -> FileOutcome:
+    """Analyse one file into ``workdir``: ``faces.parquet`` always, plus ``faces.json`` for an
+    image or ``frames.csv`` and ``video.json`` (records, tracks, summary) for a video, and the
+    annotated copy when asked. A file that cannot be analysed gives a ``failed`` outcome.
+    ``workdir`` is made if missing; nothing already in it is deleted.
+
+    Args:
+        on_frames: called with the number of frames analysed since its last call.
+    """
+    started = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = file_key(item.path)
+    outcome = FileOutcome(item.path, item.kind, "ok", settings=settings.fingerprint())
+    if key is not None:
+        outcome.size, outcome.mtime_ns = key
+    try:
+        if key is None:
+            raise FileNotFoundError(f"{item.path}: no such file (moved or deleted during the batch)")
+        analyse = _analyze_image if item.kind == "image" else _analyze_video
+        outcome.faces, outcome.tracks, outcome.frames = analyse(item, settings, recognizer, workdir, on_frames)
+    except (EmolensError, OSError, ValueError) as exc:
+        outcome.status, outcome.error = "failed", _one_line(exc, item.path)
+    except Exception as exc:  # noqa: BLE001 - one bad file (or a decoder's bug) must not stop an archive
+        logger.debug("%s failed", item.path, exc_info=True)
+        outcome.status, outcome.error = "failed", _one_line(exc, item.path)
+    outcome.seconds = round(time.perf_counter() - started, 3)
+    return outcome
+
+
+def _analyze_image(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int, int]:
+    import cv2
+
+    from emolens.inference.annotate import draw_results
+    from emolens.inference.images import read_image
+
+    frame = read_image(item.path)
+    faces = recognizer(frame)
+    records = [f.to_dict() for f in faces]
+    doc = {"source": item.path, "width": frame.shape[1], "height": frame.shape[0], "faces": records}
+    (workdir / "faces.json").write_text(json.dumps(doc) + "\n")
+    write_rows(face_rows(item.path, "image", records), workdir / ROWS)
+    if settings.annotate and not cv2.imwrite(str(workdir / "annotated.png"), draw_results(frame, faces)):
+        raise EmolensError(f"{item.path}: could not write the annotated copy")
+    if on_frames:
+        on_frames(1)
+    return len(faces), 0, 1
+
+
+def _analyze_video(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int, int]:
+    from emolens.inference.video import process_video
+
+    reported = decoded = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal reported, decoded
+        decoded = done
+        if on_frames and done - reported >= PROGRESS_EVERY:
+            on_frames(done - reported)
+            reported = done
+
+    result = process_video(
+        item.path,
+        recognizer,
+        target=workdir / "annotated.mp4" if settings.annotate else None,
+        csv_path=workdir / "frames.csv",
+        json_path=workdir / "video.json",
+        every_nth=settings.every_nth,
+        on_progress=progress,
+    )
+    if on_frames and decoded > reported:
+        on_frames(decoded - reported)
+    write_rows(face_rows(item.path, "video", result.records), workdir / ROWS)
+    return len(result.records), len(result.by_track()), result.frames_processed
+
+
+def _one_line(exc: BaseException, path: str) -> str:
+    """The error as one line that names the file (most emolens errors already start with it)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if path not in text:
+        text = f"{path}: {text}"
+    if not isinstance(exc, (EmolensError, OSError, ValueError)):
+        text = f"{text} ({type(exc).__name__})"
+    return text
