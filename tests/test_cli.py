@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,18 @@ def test_video_arguments_are_named_in_errors(extra, message, tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.startswith("emolens: error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "out.avi").exists()
+
+
+def test_predict_takes_folders(tiny_onnx, astronaut_bgr, tmp_path, capsys):
+    import cv2
+
+    (tmp_path / "photos" / "more").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "photos" / "a.jpg"), astronaut_bgr)
+    cv2.imwrite(str(tmp_path / "photos" / "more" / "b.png"), astronaut_bgr)
+    (tmp_path / "photos" / "notes.txt").write_text("not a photo")
+    assert main(["predict", str(tmp_path / "photos"), "--model", str(tiny_onnx), "--json"]) == 0
+    names = [Path(r["image"]).name for r in json.loads(capsys.readouterr().out)]
+    assert names == ["a.jpg", "b.png"]  # both photos, sorted; the text file left alone
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "empty"), "--model", str(tiny_onnx)]) == 1
+    assert "empty: a folder with no photos in it" in capsys.readouterr().err

@@ -221,7 +221,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise EmolensError(f"--annotate {args.annotate}: a file is there; give a folder for the annotated copies")
     recognizer = _recognizer(args)
     results, failed = [], 0
-    for path in args.images:
+    for path in _images_in(args.images):
         try:
             frame = read_image(path)
         except EmolensError as exc:
@@ -248,6 +248,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results))
     return 1 if failed else 0
+
+
+def _images_in(arguments: list[str]) -> list[str]:
+    """The photos to analyse: files as given, and the photos inside each folder (recursively, sorted)."""
+    from pathlib import Path
+
+    from emolens.batch import expand_inputs
+
+    paths = []
+    for argument in arguments:
+        if Path(argument).is_dir():
+            found = [f.path for f in expand_inputs([argument]) if f.kind == "image"]
+            if not found:
+                raise EmolensError(f"{argument}: a folder with no photos in it")
+            paths += found
+        else:
+            paths.append(argument)
+    return paths
 
 
 def _write_annotated(out_dir, source, image) -> None:
@@ -511,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("predict", help="find faces in images and tell their emotions")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos, or folders of photos (searched recursively)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies into DIR")
     _add_detector_args(p)
