@@ -19,7 +19,6 @@ import numpy as np
 from _common import frames_per_s, timeit
 
 from emolens._machine import describe_machine
-from emolens.inference._ort import set_spinning
 from emolens.inference.annotate import draw_results
 from emolens.inference.detector import create_detector
 from emolens.inference.recognizer import EmotionRecognizer
@@ -76,9 +75,11 @@ SETUPS = {
 }
 
 
-def recognizer_for(setup: str, model: str | None = None) -> EmotionRecognizer:
+def recognizer_for(setup: str, model: str | None = None, *, spinning: bool = True) -> EmotionRecognizer:
     name, options, stream, default_model = SETUPS[setup]
-    recognizer = EmotionRecognizer(model or default_model, detector=create_detector(name, **options))
+    options = options | ({"spinning": spinning} if name == "retinaface" else {})
+    detector = create_detector(name, **options)
+    recognizer = EmotionRecognizer(model or default_model, detector=detector, spinning=spinning)
     return recognizer.for_stream() if stream else recognizer
 
 
@@ -104,14 +105,14 @@ def main() -> None:
     for model in ("compact", "accurate"):
         recognizer = EmotionRecognizer(model)
         result["classify_ms_per_face"][model] = round(timeit(lambda r=recognizer: r.classify(crops), 200), 3)
-    set_spinning(False)  # as `emolens video` does: the decoder and encoder need the cores between runs
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "clip720.mp4")
         result["video_720p30_10s"] = {}
         for setup in (s for s in SETUPS if not SETUPS[s][2]):  # videos always run as a stream
             for every, full_every in ((1, 1), (1, 10), (2, 10), (3, 10)):
                 t = time.perf_counter()
-                recognizer = recognizer_for(setup)
+                # no spinning, as `emolens video`: the decoder and encoder need the cores between runs
+                recognizer = recognizer_for(setup, spinning=False)
                 process_video(clip, recognizer, target=Path(tmp) / "out.mp4", every_nth=every, full_every=full_every)
                 elapsed = time.perf_counter() - t
                 key = f"{setup}, --every {every} --full-every {full_every}"

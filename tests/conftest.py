@@ -70,14 +70,6 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-@pytest.fixture(autouse=True)
-def _default_spinning(monkeypatch):
-    """Every test starts from the library's thread spinning (the web app and `video` turn it off)."""
-    from emolens.inference import _ort
-
-    monkeypatch.setattr(_ort, "_spinning", True)
-
-
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory) -> Path:
     """A small untrained emolens ONNX model (random weights, real metadata)."""

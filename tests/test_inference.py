@@ -225,10 +225,14 @@ def _spin_settings(session) -> tuple[str, str]:
     )
 
 
-def test_sessions_spin_only_within_a_run_unless_told_not_to():
+def test_sessions_spin_only_within_a_run_unless_told_not_to(tiny_onnx):
     from emolens.inference import _ort
     from emolens.inference.classifier import default_model_path
 
     assert _spin_settings(_ort.cpu_session(default_model_path())) == ("1", "1")
-    _ort.set_spinning(False)
-    assert _spin_settings(_ort.cpu_session(default_model_path())) == ("0", "1")
+    assert _spin_settings(_ort.cpu_session(default_model_path(), spinning=False)) == ("0", "1")
+    # an option of each object, not a setting of the process: two recognizers side by side differ
+    quiet = EmotionRecognizer(tiny_onnx, detector="retinaface", spinning=False)
+    busy = EmotionRecognizer(tiny_onnx, detector="retinaface")
+    assert _spin_settings(quiet.classifier._session) == _spin_settings(quiet.detector._session) == ("0", "1")
+    assert _spin_settings(busy.classifier._session) == _spin_settings(busy.detector._session) == ("1", "1")

@@ -188,9 +188,15 @@ def test_tracker_ids_and_smoothing():
     assert c[0].track_id == 3
 
 
-def test_cli_video(clip, tiny_onnx, tmp_path, capsys):
+def test_cli_video(clip, tiny_onnx, tmp_path, capsys, monkeypatch):
     from emolens.cli import main
-    from emolens.inference import _ort
+    from emolens.inference import classifier
+
+    spinning = []  # the decoder and encoder threads get the cores between runs: no spinning
+    real = classifier.cpu_session
+    monkeypatch.setattr(
+        classifier, "cpu_session", lambda path, **kw: spinning.append(kw["spinning"]) or real(path, **kw)
+    )
 
     out, table = tmp_path / "out.mp4", tmp_path / "frames.csv"
     args = ["video", str(clip), "-o", str(out), "--csv", str(table), "--model", str(tiny_onnx), "--detector", "haar"]
@@ -201,7 +207,7 @@ def test_cli_video(clip, tiny_onnx, tmp_path, capsys):
         assert sum(1 for _ in container.decode(video=0)) == 20
     with table.open() as rows:
         assert len(list(csv.DictReader(rows))) > 0
-    assert _ort._spinning is False  # the decoder and encoder threads get the cores between runs
+    assert spinning == [False]
     capsys.readouterr()
     assert main(["video", str(tmp_path / "missing.mp4"), "--model", str(tiny_onnx)]) == 1
     assert "missing.mp4" in capsys.readouterr().err

@@ -202,13 +202,14 @@ def _detector_options(args: argparse.Namespace) -> dict:
     return {"max_side": args.detect_size}
 
 
-def _recognizer(args: argparse.Namespace):
+def _recognizer(args: argparse.Namespace, *, spinning: bool = True):
     from emolens.inference.detector import create_detector
     from emolens.inference.recognizer import EmotionRecognizer
     from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
 
     model = args.model or (STREAM_MODEL if args.func is _cmd_video else DEFAULT_MODEL)
-    return EmotionRecognizer(model, detector=create_detector(args.detector, **_detector_options(args)))
+    options = _detector_options(args) | ({"spinning": spinning} if args.detector == "retinaface" else {})
+    return EmotionRecognizer(model, detector=create_detector(args.detector, **options), spinning=spinning)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -285,7 +286,6 @@ def _write_annotated(out_dir, source, image) -> None:
 def _cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from emolens.inference._ort import set_spinning
     from emolens.inference.video import process_video
 
     source = Path(args.input)
@@ -298,8 +298,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).suffix.lower() != ".mp4":
         raise EmolensError(f"-o {args.output}: emolens writes H.264 MP4 files; name it .mp4")
     target = args.output or str(source.with_name(source.stem + "_emolens.mp4"))
-    set_spinning(False)  # the decoder and encoder threads need the cores between runs
-    recognizer = _recognizer(args)
+    recognizer = _recognizer(args, spinning=False)  # the decoder and encoder threads need the cores between runs
     result = process_video(
         source,
         recognizer,

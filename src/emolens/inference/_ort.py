@@ -13,20 +13,8 @@ from pathlib import Path
 
 from emolens.errors import ModelLoadError
 
-_spinning = True
 
-
-def set_spinning(enabled: bool) -> None:
-    """Let sessions made afterwards spin their threads within a run (the default) or never.
-
-    Turn it off where other busy threads share the cores with the sessions: the web server
-    (many requests run at once) and the video command (its decoder and encoder threads).
-    """
-    global _spinning
-    _spinning = enabled
-
-
-def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | None = None):
+def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | None = None, spinning: bool = True):
     """A session whose threads spin only while one of its runs is under way, with exact int8.
 
     A run of the detector or the classifier is dozens of small parallel steps: with threads
@@ -36,7 +24,7 @@ def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | No
     after the other on the same cores, and with ONNX Runtime's default (spinning after a run
     too) each session's idle threads burned the cores the other needed (29 frames/s).
 
-    Where other work shares the cores (after ``set_spinning(False)``) threads never spin:
+    Where other busy threads share the cores, pass ``spinning=False`` and threads never spin:
     spinning runs then take the cores from it (web server, 8 live clients: 9.2 fps each and
     61.6 image requests/s with spinning, 10.0 and 71.8 without; a 720p video with
     ``--detect-size 320``: 2.94-2.95x real time with spinning, 3.09-3.12x without).
@@ -51,7 +39,7 @@ def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | No
     On VNNI and ARM CPUs the kernels are exact and the option does nothing.
     """
     options = _options()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if _spinning else "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.add_session_config_entry("session.x64quantprecision", "1")
     if threads:

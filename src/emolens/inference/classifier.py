@@ -33,6 +33,9 @@ class EmotionClassifier:
         providers: ONNX Runtime execution providers.
         threads: intra-op threads (0: ONNX Runtime's default, all cores).
         tta: also classify the mirrored face and average, unless the model already does.
+        spinning: let ONNX Runtime's threads spin within a run (faster alone); False where other
+            busy threads share the cores (a server, a video's decoder and encoder); see
+            :func:`emolens.inference._ort.cpu_session`.
         reference: run on ONNX Runtime's reference path (no graph optimisation, the same maths
             on every CPU, several times slower): what the fast kernels are checked against.
 
@@ -52,6 +55,7 @@ class EmotionClassifier:
         threads: int = 0,
         tta: bool = False,
         reference: bool = False,
+        spinning: bool = True,
     ):
         self.model_path = resolve_model(model_path)
         if not self.model_path.is_file():
@@ -61,7 +65,7 @@ class EmotionClassifier:
         self._session = (
             reference_session(self.model_path, threads=threads)
             if reference
-            else cpu_session(self.model_path, threads=threads, providers=providers)
+            else cpu_session(self.model_path, threads=threads, providers=providers, spinning=spinning)
         )
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         if "labels" not in self.metadata or "input_size" not in self.metadata:

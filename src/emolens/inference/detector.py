@@ -128,7 +128,8 @@ class RetinaFaceDetector:
 
     Finds turned, small and dim faces that the Haar cascade misses. The frame is
     downscaled so its longer side is at most ``max_side`` before detection. Thread-safe
-    (one shared ONNX Runtime session).
+    (one shared ONNX Runtime session); ``spinning=False`` where other busy threads share the
+    cores (see :func:`emolens.inference._ort.cpu_session`).
     """
 
     # FER2013's crop around RetinaFace's box: medians over 3,962 training faces
@@ -148,9 +149,10 @@ class RetinaFaceDetector:
         threads: int = 0,
         model_path: str | None = None,
         equalize_dark: bool = True,
+        spinning: bool = True,
     ):
         self.equalize_dark = equalize_dark
-        self._session = cpu_session(model_path or self.default_model_path(), threads=threads)
+        self._session = cpu_session(model_path or self.default_model_path(), threads=threads, spinning=spinning)
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_size = max_side, min_size
         self._anchors: dict[tuple[int, int], np.ndarray] = {}

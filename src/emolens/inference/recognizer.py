@@ -43,6 +43,8 @@ class EmotionRecognizer:
         margin: extra border around each detected face, as a fraction of its side, for
             detectors whose boxes have no measured ``framing`` (RetinaFace's has).
         threads: ONNX Runtime intra-op threads (0: all cores).
+        spinning: let ONNX Runtime's threads spin within a run: fastest alone; False where
+            other busy threads share the cores (a server, a video's decoder and encoder).
 
     Example:
         >>> recognizer = EmotionRecognizer()
@@ -57,9 +59,12 @@ class EmotionRecognizer:
         detector: str | FaceDetector = "retinaface",
         margin: float = 0.1,
         threads: int = 0,
+        spinning: bool = True,
     ):
-        self.classifier = EmotionClassifier(model_path, threads=threads)
-        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.classifier = EmotionClassifier(model_path, threads=threads, spinning=spinning)
+        if isinstance(detector, str):
+            detector = create_detector(detector, **({"spinning": spinning} if detector == "retinaface" else {}))
+        self.detector = detector
         self.margin = margin
 
     def __call__(self, frame: np.ndarray) -> list[FaceResult]:

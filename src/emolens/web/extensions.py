@@ -6,7 +6,6 @@ import threading
 
 from flask import Flask, current_app
 
-from emolens.inference._ort import set_spinning
 from emolens.inference.detector import create_detector
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.shipped import SHIPPED_MODELS
@@ -40,10 +39,13 @@ def get_recognizer(model: str | None = None) -> EmotionRecognizer:
     if model not in recognizers:
         with ext["emolens_lock"]:
             if model not in recognizers:
-                set_spinning(False)  # requests, live sockets and jobs run these sessions at once
+                # requests, live sockets and jobs run these sessions at once: their threads never spin
                 if "emolens_detector" not in ext:  # one detector (thread-safe) for every model
-                    ext["emolens_detector"] = create_detector(config["DETECTOR"], **config["DETECTOR_OPTIONS"])
-                recognizers[model] = EmotionRecognizer(model, detector=ext["emolens_detector"])
+                    options = config["DETECTOR_OPTIONS"] | (
+                        {"spinning": False} if config["DETECTOR"] == "retinaface" else {}
+                    )
+                    ext["emolens_detector"] = create_detector(config["DETECTOR"], **options)
+                recognizers[model] = EmotionRecognizer(model, detector=ext["emolens_detector"], spinning=False)
     return recognizers[model]
 
 
