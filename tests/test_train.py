@@ -109,3 +109,22 @@ def test_bf16_support_is_torch_s_answer():
 
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert cpu_supports_bf16() == (native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_training_plots_change_no_global_matplotlib_state(tmp_path):
+    """Curves and confusion matrix on Figures of their own: no pyplot, no backend switch for the caller."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib, numpy as np; matplotlib.use('svg'); from pathlib import Path;"
+        "from emolens.training.plots import plot_confusion, plot_curves;"
+        "h = [dict(epoch=e, train_loss=1/e, val_loss=1.2/e, train_acc=0.5, val_acc=0.4, val_acc_mirror=0.41)"
+        " for e in (1, 2)];"
+        f"plot_curves(h, Path({str(tmp_path / 'c.png')!r}));"
+        f"plot_confusion(np.eye(7, dtype=int) * 3, Path({str(tmp_path / 'm.png')!r}), title='t');"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend();"
+        "assert 'matplotlib.pyplot' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "c.png").read_bytes()[:4] == (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"

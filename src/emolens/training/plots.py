@@ -1,4 +1,8 @@
-"""PNG plots of training curves and confusion matrices (matplotlib, headless)."""
+"""PNG plots of training curves and confusion matrices.
+
+Figures are made with ``matplotlib.figure.Figure`` and saved directly: no pyplot, so no
+backend is chosen for the caller's process and nothing is kept in pyplot's figure registry.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,13 @@ import numpy as np
 from emolens.labels import EMOTIONS
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(history: list[dict], path: Path) -> None:
     """Loss and accuracy per epoch, train vs validation."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
@@ -36,15 +33,16 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(cm: np.ndarray, path: Path, *, title: str = "", labels: tuple[str, ...] = EMOTIONS) -> None:
     """Row-normalised confusion matrix (recall on the diagonal) with counts."""
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -62,4 +60,3 @@ def plot_confusion(cm: np.ndarray, path: Path, *, title: str = "", labels: tuple
             )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
