@@ -141,3 +141,38 @@ def test_a_stream_of_two_faces_is_the_same_batched_or_not(retinaface, astronaut_
         a, b = batched.detect(frame)[0], one_by_one.detect(frame)[0]
         assert len(a) == len(b) == 2
         assert np.all(iou(a, b).max(1) > 0.9)
+
+
+def test_a_stream_recognizer_is_its_own_type_with_its_own_state(tiny_onnx, astronaut_bgr):
+    from emolens.inference.recognizer import StreamRecognizer
+
+    recognizer = EmotionRecognizer(tiny_onnx, detector="retinaface")
+    one, two = recognizer.for_stream(), recognizer.for_stream()
+    assert isinstance(one, StreamRecognizer) and one.recognizer is recognizer  # the models are shared
+    assert one.classifier is recognizer.classifier and one.detector.detector is recognizer.detector
+    frames = _clip(astronaut_bgr, 3)
+    assert [len(one(f)) for f in frames] == [1, 1, 1]
+    assert len(one.detector._boxes) == 1 and len(two.detector._boxes) == 0  # state is per stream
+    one.reset()
+    assert len(one.detector._boxes) == 0
+    assert len(recognizer(frames[0])) == 1  # the shared recognizer stays stateless
+
+
+def test_detectors_return_typed_detections_and_a_users_detector_is_adapted(tiny_onnx, astronaut_bgr, retinaface):
+    from emolens.inference.detector import Detections
+
+    frame = _clip(astronaut_bgr, 1)[0]
+    for detector in (retinaface, create_detector("haar")):
+        found = detector.detect(frame)
+        assert isinstance(found, Detections) and found.boxes.shape == (1, 4) and found.scores.shape == (1,)
+        assert all(isinstance(d, Detections) for d in detector.detect_many([frame, frame]))
+
+    class OnlyDetect:  # a user's own detector: detect() and nothing else
+        def detect(self, image):
+            return retinaface.detect(image)
+
+    recognizer = EmotionRecognizer(tiny_onnx, detector=OnlyDetect())
+    assert recognizer.detector.framing is None  # no measured framing: the plain square crop
+    assert len(recognizer(frame)) == 1 and len(recognizer.for_stream()(frame)) == 1
+    with pytest.raises(TypeError, match="a face detector needs a detect"):
+        EmotionRecognizer(tiny_onnx, detector=object())

@@ -1,4 +1,4 @@
-"""Face detectors: one interface, frame -> (n, 4) int xyxy boxes and (n,) scores.
+"""Face detectors: one interface, frame -> :class:`Detections` ((n, 4) int xyxy boxes, (n,) scores).
 
 ``haar`` is OpenCV's frontal-face cascade, as in the origin, tuned: it runs on a frame
 downscaled to at most ``max_side`` pixels, dark frames get CLAHE contrast normalisation
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -19,19 +19,61 @@ from emolens.inference._ort import cpu_session
 from emolens.preprocess import Framing
 
 
+class Detections(NamedTuple):
+    """The faces a detector found in one frame: ``boxes`` (n, 4) int32 xyxy in frame pixels,
+    ``scores`` (n,) float32. A tuple, so ``boxes, scores = detector.detect(frame)`` works."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.int32), np.zeros(0, np.float32))
+
+
 class FaceDetector(Protocol):
-    """A detector may also offer ``detect_many(frames) -> [detect(f) for f in frames]``
-    done faster; :class:`~emolens.inference.stream.StreamDetector` uses it when present.
+    """What emolens asks of a face detector.
 
     ``framing`` says how to crop the classifier's input around its boxes
-    (:class:`~emolens.preprocess.Framing`); a detector without it gets the plain square crop.
+    (:class:`~emolens.preprocess.Framing`); None gives the plain square crop.
+    ``detect_many`` detects in several small frames at once (a stream's face regions):
+    RetinaFace runs them as one batch; others may loop. A user's object with only
+    ``detect`` is adapted by :func:`as_face_detector`.
     """
 
     framing: Framing | None
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (boxes (n, 4) int32 xyxy in frame pixels, scores (n,) float32)."""
-        ...
+    def detect(self, frame: np.ndarray) -> Detections: ...
+
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]: ...
+
+
+class _PerFrame:
+    """A user's detector with only ``detect(frame)``: ``detect_many`` as a loop, no framing unless it has one."""
+
+    def __init__(self, detector):
+        self._detector = detector
+        self.framing = getattr(detector, "framing", None)
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        return Detections(*self._detector.detect(frame))
+
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
+        return [self.detect(f) for f in frames]
+
+
+def as_face_detector(detector) -> FaceDetector:
+    """``detector`` as a full :class:`FaceDetector`: emolens's own as they are, any other object
+    with ``detect(frame) -> (boxes, scores)`` wrapped once, here, where it enters the library."""
+    if isinstance(detector, (HaarFaceDetector, RetinaFaceDetector)):
+        return detector
+    if not callable(getattr(detector, "detect", None)):
+        raise TypeError(f"a face detector needs a detect(frame) method; got {type(detector).__name__}")
+    return (
+        detector
+        if callable(getattr(detector, "detect_many", None)) and hasattr(detector, "framing")
+        else _PerFrame(detector)
+    )
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -54,15 +96,13 @@ def brighten_if_dark(gray: np.ndarray, *, dark_mean: float = 80.0) -> np.ndarray
     return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
 
 
-def merge_overlapping(
-    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3
-) -> tuple[np.ndarray, np.ndarray]:
+def merge_overlapping(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.3) -> Detections:
     """Non-maximum suppression: keep the best-scoring box of each overlapping group."""
     if len(boxes) == 0:
-        return boxes.reshape(0, 4).astype(np.int32), scores.astype(np.float32)
+        return Detections(boxes.reshape(0, 4).astype(np.int32), scores.astype(np.float32))
     xywh = [[int(x1), int(y1), int(x2 - x1), int(y2 - y1)] for x1, y1, x2, y2 in boxes]
     keep = np.asarray(cv2.dnn.NMSBoxes(xywh, scores.astype(float).tolist(), 0.0, iou_threshold), dtype=int).ravel()
-    return boxes[keep].astype(np.int32), scores[keep].astype(np.float32)
+    return Detections(boxes[keep].astype(np.int32), scores[keep].astype(np.float32))
 
 
 class HaarFaceDetector:
@@ -102,7 +142,10 @@ class HaarFaceDetector:
             self._local.cascade = cv2.CascadeClassifier(self.cascade_path)
         return self._local.cascade
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
+        return [self.detect(f) for f in frames]
+
+    def detect(self, frame: np.ndarray) -> Detections:
         gray = _gray(frame)
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
@@ -117,7 +160,7 @@ class HaarFaceDetector:
             outputRejectLevels=True,
         )
         if len(rects) == 0:
-            return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+            return Detections.empty()
         rects = np.asarray(rects, dtype=np.float64) / scale
         boxes = np.column_stack([rects[:, 0], rects[:, 1], rects[:, 0] + rects[:, 2], rects[:, 1] + rects[:, 3]])
         return merge_overlapping(np.round(boxes).astype(np.int32), np.asarray(weights, np.float32).ravel())
@@ -193,12 +236,12 @@ class RetinaFaceDetector:
         blob = cv2.dnn.blobFromImage(np.ascontiguousarray(small), 1.0, None, self._MEAN_BGR.tolist(), False, False)
         return blob, scale
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, frame: np.ndarray) -> Detections:
         x, scale = self._prepare(frame)
         loc, conf, _ = self._session.run(None, {"input": x})
         return self._decode(loc[0], conf[0, :, 1], self._anchors_for(*x.shape[2:]), scale, frame.shape[:2])
 
-    def detect_many(self, frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
         """:meth:`detect` on each of several small frames (a stream's face regions) in one run.
 
         Each network input is padded at its bottom and right with the mean colour (zero
@@ -222,12 +265,12 @@ class RetinaFaceDetector:
 
     def _decode(
         self, loc: np.ndarray, scores: np.ndarray, anchors: np.ndarray, scale: float, shape: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> Detections:
         """Boxes in the original frame's pixels from one input's box offsets and face scores."""
         h0, w0 = shape
         keep = scores > self.score_threshold
         if not keep.any():
-            return np.zeros((0, 4), np.int32), np.zeros(0, np.float32)
+            return Detections.empty()
         anchors, loc, scores = anchors[keep], loc[keep], scores[keep]
         centre = anchors[:, :2] + loc[:, :2] * 0.1 * anchors[:, 2:]
         size = anchors[:, 2:] * np.exp(loc[:, 2:] * 0.2)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 import numpy as np
 
 from emolens.inference.classifier import EmotionClassifier
-from emolens.inference.detector import FaceDetector, create_detector
+from emolens.inference.detector import FaceDetector, as_face_detector, create_detector
 from emolens.inference.stream import StreamDetector
 from emolens.preprocess import crop_face
 from emolens.results import FaceBox, FaceResult
@@ -64,37 +63,58 @@ class EmotionRecognizer:
         self.classifier = EmotionClassifier(model_path, threads=threads, spinning=spinning)
         if isinstance(detector, str):
             detector = create_detector(detector, **({"spinning": spinning} if detector == "retinaface" else {}))
-        self.detector = detector
+        self.detector = as_face_detector(detector)
         self.margin = margin
 
     def __call__(self, frame: np.ndarray) -> list[FaceResult]:
         """Faces in a BGR (or gray/BGRA) uint8 frame, largest first."""
+        return self._recognize(frame, self.detector)
+
+    def _recognize(self, frame: np.ndarray, detector: FaceDetector | StreamDetector) -> list[FaceResult]:
         check_frame(frame)
-        boxes, scores = self.detector.detect(frame)
+        boxes, scores = detector.detect(frame)
         if len(boxes) == 0:
             return []
         largest_first = np.argsort([-(b[2] - b[0]) * (b[3] - b[1]) for b in boxes], kind="stable")
         boxes = [tuple(int(v) for v in boxes[i]) for i in largest_first]
         scores = [_score(scores, i) for i in largest_first]
-        framing = getattr(self.detector, "framing", None)  # a user's own detector may not say
-        crops = np.stack([crop_face(frame, box, self.margin, framing=framing) for box in boxes])
+        crops = np.stack([crop_face(frame, box, self.margin, framing=detector.framing) for box in boxes])
         probabilities = self.classifier.classify(crops)
         return [
             FaceResult.from_probabilities(FaceBox(*box), p, score)
             for box, p, score in zip(boxes, probabilities, scores)
         ]
 
-    def for_stream(self, *, full_every: int = 10) -> EmotionRecognizer:
-        """A recognizer for the frames of one video or camera, in order; it shares this one's models.
-
-        It searches the whole frame every ``full_every`` frames (and whenever a face is lost
-        or none is known) and in between only around the faces it knows, which makes
-        detection several times cheaper (see :class:`StreamDetector`). Keep one per stream.
-        """
-        stream = copy.copy(self)
-        stream.detector = StreamDetector(self.detector, full_every=full_every)
-        return stream
+    def for_stream(self, *, full_every: int = 10) -> StreamRecognizer:
+        """A recognizer for the frames of one video or camera, in order (see :class:`StreamRecognizer`)."""
+        return StreamRecognizer(self, full_every=full_every)
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """(n, 48, 48) uint8 gray faces -> (n, 7) probabilities."""
         return self.classifier.classify(faces)
+
+
+class StreamRecognizer:
+    """The faces in consecutive frames of one video or camera; it shares a recognizer's models.
+
+    It searches the whole frame every ``full_every`` frames (and whenever a face is lost or
+    none is known) and in between only around the faces it knows, which makes detection
+    several times cheaper (see :class:`StreamDetector`). It keeps that state between calls:
+    one per stream, in one thread; :meth:`reset` after a seek or a scene cut.
+    """
+
+    def __init__(self, recognizer: EmotionRecognizer, *, full_every: int = 10):
+        self.recognizer = recognizer
+        self.detector = StreamDetector(recognizer.detector, full_every=full_every)
+
+    def __call__(self, frame: np.ndarray) -> list[FaceResult]:
+        """Faces in the stream's next frame, largest first."""
+        return self.recognizer._recognize(frame, self.detector)
+
+    def reset(self) -> None:
+        """Forget where the faces were: the next frame is searched whole."""
+        self.detector.reset()
+
+    @property
+    def classifier(self) -> EmotionClassifier:
+        return self.recognizer.classifier

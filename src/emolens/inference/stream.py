@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emolens.inference.detector import FaceDetector, merge_overlapping
+from emolens.inference.detector import Detections, FaceDetector, as_face_detector, merge_overlapping
 from emolens.inference.tracker import iou
 
 
@@ -32,20 +32,21 @@ class StreamDetector:
     def __init__(self, detector: FaceDetector, *, full_every: int = 10, region: float = 2.0, region_px: int = 128):
         if full_every < 1:
             raise ValueError(f"full_every must be >= 1, got {full_every}")
-        self.detector, self.full_every, self.region, self.region_px = detector, full_every, region, region_px
+        self.detector = as_face_detector(detector)
+        self.full_every, self.region, self.region_px = full_every, region, region_px
         self._boxes = np.zeros((0, 4), np.int32)
         self._since_full = 0
 
     @property
     def framing(self):
         """The wrapped detector's boxes, so its crop."""
-        return getattr(self.detector, "framing", None)
+        return self.detector.framing
 
     def reset(self) -> None:
         """Forget the known faces (e.g. after a seek): the next frame gets a whole-frame pass."""
         self._boxes = np.zeros((0, 4), np.int32)
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, frame: np.ndarray) -> Detections:
         self._since_full += 1
         near = None
         if len(self._boxes) and self._since_full < self.full_every:
@@ -55,16 +56,18 @@ class StreamDetector:
             self._since_full = 0
         else:
             self._boxes, scores = merge_overlapping(*near)
-        return self._boxes, scores
+        return Detections(self._boxes, scores)
+
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
+        """Consecutive frames of the stream, in order."""
+        return [self.detect(f) for f in frames]
 
     def _near_known_faces(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Each known face found again in its square (boxes, scores), or None if any is lost."""
         squares = [self._square(frame, box) for box in self._boxes]
         if any(square is None for square in squares):
             return None
-        crops = [crop for crop, _ in squares]
-        many = getattr(self.detector, "detect_many", None)  # RetinaFace: all squares in one run
-        detected = many(crops) if many else [self.detector.detect(crop) for crop in crops]
+        detected = self.detector.detect_many([crop for crop, _ in squares])  # RetinaFace: in one run
         found = [self._nearest(d, box, where) for d, (_, where), box in zip(detected, squares, self._boxes)]
         if any(len(boxes) == 0 for boxes, _ in found):
             return None

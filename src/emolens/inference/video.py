@@ -267,7 +267,7 @@ def process_video(
                 if cut:
                     cuts.append({"frame": index, "time": round(t, 4)})
                     tracker.end_all()
-                    recognizer.detector.reset()
+                    recognizer.reset()
                 if cut or index % every_nth == 0:
                     tracked = tracker.update(recognizer(frame))
                     processed += 1

@@ -68,7 +68,7 @@ def live(ws):
             message, dropped, controls = _newest(ws, message)
             if any(_is_reset(c) for c in controls):  # control messages: {"type": "reset"}
                 tracker.reset()
-                recognizer.detector.reset()
+                recognizer.reset()
                 cuts.reset()
             if message is None:
                 continue
@@ -87,7 +87,7 @@ def live(ws):
                 continue
             if cuts.update(frame):
                 tracker.end_all()
-                recognizer.detector.reset()
+                recognizer.reset()
             faces = tracker.update(recognizer(frame))
             ws.send(
                 json.dumps(
