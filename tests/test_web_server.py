@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -190,6 +192,42 @@ def test_jobs_survive_kill_9(tmp_path, tiny_onnx, astronaut_bgr):
         assert not list((tmp_path / "data" / "jobs" / running_id).glob(".*partial*"))
     finally:
         srv.stop()
+
+
+def _running(pid: str) -> bool:
+    """Alive and not a zombie (a dead child whose parent was killed waits for init to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_worker_stops_when_the_server_is_killed_and_the_port_is_free_again(tmp_path, tiny_onnx):
+    """kill -9 of `emolens serve` alone (gunicorn's master) left its worker serving an open
+    WebSocket on, holding the port: a restart right after the crash failed."""
+    import simple_websocket
+
+    port = _free_port()
+    srv = Server(tmp_path / "data", tiny_onnx, port)
+    workers = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) == 1
+    ws = simple_websocket.Client.connect(f"ws://127.0.0.1:{port}/ws/live")
+    try:
+        os.kill(srv.proc.pid, signal.SIGKILL)  # the master only, not its process group
+        srv.proc.wait(10)
+        deadline = time.time() + 10
+        while _running(workers[0]):
+            assert time.time() < deadline, "the worker outlived its master"
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(simple_websocket.ConnectionClosed):  # closed by the worker's end
+            ws.close()
+        srv.stop()
+    again = Server(tmp_path / "data", tiny_onnx, port)  # the same port, at once
+    try:
+        assert again.get("/api/v1/health")["status"] in ("ok", "warning")  # the tiny model fails its self-check
+    finally:
+        again.stop()
 
 
 # simple_websocket leaves the socket of a refused handshake to the garbage collector
