@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emolens.errors import ImageDecodeError
+from emolens.errors import ImageDecodeError, ImageTooLargeError
 from emolens.inference.annotate import draw_results
 from emolens.inference.detector import HaarFaceDetector, create_detector, merge_overlapping
 from emolens.inference.images import decode_image, read_image
@@ -213,7 +213,7 @@ def test_decompression_bomb_refused_from_the_header():
 
     header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
-    with pytest.raises(ImageDecodeError, match="30000x30000 is over the 50 MP limit|over the 50 MP limit"):
+    with pytest.raises(ImageTooLargeError, match="30000x30000 is over the 50 MP limit|over the 50 MP limit"):
         decode_image(png, name="bomb.png")
 
 

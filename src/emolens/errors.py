@@ -19,5 +19,10 @@ class ImageDecodeError(EmolensError, ValueError):
     """Bytes or a file could not be decoded as an image."""
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """An image is larger than the pixel limit it was read under (a decompression bomb, or a
+    photo bigger than a server accepts)."""
+
+
 class ExportError(EmolensError):
     """An ONNX export failed its own checks (checker or runtime parity)."""

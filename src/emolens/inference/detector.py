@@ -283,8 +283,8 @@ class RetinaFaceDetector:
 DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 
-def create_detector(name: str = "haar", **kwargs) -> FaceDetector:
-    try:
-        return DETECTORS[name](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}") from None
+def create_detector(name: str = "retinaface", **kwargs) -> FaceDetector:
+    """A detector by name (RetinaFace by default, as everywhere else), with its options."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[name](**kwargs)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolens.errors import ImageDecodeError
+from emolens.errors import ImageDecodeError, ImageTooLargeError
 
 MAX_PIXELS = 50_000_000
 
@@ -27,7 +27,9 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
     if image is None:
         raise ImageDecodeError(f"{name}: not a readable image (unsupported format or corrupt data)")
     if image.shape[0] * image.shape[1] > max_pixels:
-        raise ImageDecodeError(f"{name}: {image.shape[1]}x{image.shape[0]} is over the {max_pixels / 1e6:.0f} MP limit")
+        raise ImageTooLargeError(
+            f"{name}: {image.shape[1]}x{image.shape[0]} is over the {max_pixels / 1e6:.0f} MP limit"
+        )
     return image
 
 
@@ -45,9 +47,9 @@ def _check_declared_size(data: bytes, name: str, max_pixels: int) -> None:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return
     except Image.DecompressionBombError as exc:  # Pillow's own, far larger, limit
-        raise ImageDecodeError(f"{name}: declared image size is over the {max_pixels / 1e6:.0f} MP limit") from exc
+        raise ImageTooLargeError(f"{name}: declared image size is over the {max_pixels / 1e6:.0f} MP limit") from exc
     if width * height > max_pixels:
-        raise ImageDecodeError(f"{name}: {width}x{height} is over the {max_pixels / 1e6:.0f} MP limit")
+        raise ImageTooLargeError(f"{name}: {width}x{height} is over the {max_pixels / 1e6:.0f} MP limit")
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:

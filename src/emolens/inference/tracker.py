@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,8 +30,6 @@ class Track:
     box: np.ndarray
     scores: np.ndarray  # smoothed probabilities over EMOTIONS
     missed: int = 0
-    hits: int = 1
-    history: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ class FaceTracker:
                 self.tracks.append(track)
             else:
                 track.scores = self.smoothing * track.scores + (1 - self.smoothing) * probs[d]
-                track.box, track.hits = boxes[d], track.hits + 1
+                track.box = boxes[d]
             track.missed = 0
             out.append(
                 TrackedFace(track.track_id, FaceResult.from_probabilities(face.box, track.scores, face.detection_score))

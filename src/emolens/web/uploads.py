@@ -9,7 +9,7 @@ import numpy as np
 from flask import current_app
 from werkzeug.datastructures import FileStorage
 
-from emolens.errors import ImageDecodeError
+from emolens.errors import ImageDecodeError, ImageTooLargeError
 from emolens.inference.images import decode_image
 from emolens.inference.video import VideoInfo, VideoOpenError
 from emolens.web.errors import ApiError
@@ -26,9 +26,10 @@ def read_image_upload(upload: FileStorage) -> np.ndarray:
     data = upload.read()
     try:
         return decode_image(data, name="upload", max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+    except ImageTooLargeError as exc:
+        raise ApiError(413, "image_too_large", str(exc)) from None
     except ImageDecodeError as exc:
-        status, code = (413, "image_too_large") if "limit" in str(exc) else (415, "invalid_image")
-        raise ApiError(status, code, str(exc)) from None
+        raise ApiError(415, "invalid_image", str(exc)) from None
 
 
 def video_size_limit(config) -> str:
