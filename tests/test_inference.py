@@ -70,7 +70,7 @@ def test_gray_and_bgra_frames_work(recognizer, astronaut_bgr):
     [
         (np.zeros((10, 10), np.float32), TypeError, "uint8"),
         (np.zeros((10, 10, 2), np.uint8), ValueError, r"\(H, W\)"),
-        (np.zeros((0, 10, 3), np.uint8), ValueError, r"\(H, W\)"),
+        (np.zeros((0, 10, 3), np.uint8), ValueError, r"empty image of shape \(0, 10, 3\)"),
         ("photo.jpg", TypeError, "numpy array"),
     ],
 )

@@ -36,6 +36,28 @@ class Framing:
         return (x1 + x2) / 2 + self.dx * height, (y1 + y2) / 2 + self.dy * height, self.side * height
 
 
+def check_frame(frame: np.ndarray) -> None:
+    """Raise TypeError/ValueError unless ``frame`` is a non-empty uint8 gray, BGR or BGRA image."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 image, got dtype {frame.dtype}")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))):
+        raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
+    if 0 in frame.shape:
+        raise ValueError(f"empty image of shape {frame.shape}")
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """A uint8 gray, BGR or BGRA image as gray (checked by :func:`check_frame`)."""
+    check_frame(frame)
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 1:
+        return frame[:, :, 0]
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+
+
 def to_gray48(image: np.ndarray) -> np.ndarray:
     """Convert any uint8 image (gray, BGR or BGRA) to a 48x48 gray uint8 array.
 
@@ -43,20 +65,9 @@ def to_gray48(image: np.ndarray) -> np.ndarray:
 
     Raises:
         TypeError: if the array is not uint8.
-        ValueError: if the shape is not (H, W), (H, W, 1), (H, W, 3) or (H, W, 4).
+        ValueError: if the shape is not (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), or empty.
     """
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    elif image.ndim != 2:
-        raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"empty image of shape {image.shape}")
+    image = to_gray(image)
     if image.shape == (INPUT_SIZE, INPUT_SIZE):
         return np.ascontiguousarray(image)
     shrinking = image.shape[0] >= INPUT_SIZE and image.shape[1] >= INPUT_SIZE

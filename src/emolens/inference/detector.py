@@ -16,7 +16,7 @@ import numpy as np
 
 from emolens.errors import ModelLoadError
 from emolens.inference._ort import cpu_session
-from emolens.preprocess import Framing
+from emolens.preprocess import Framing, to_gray
 
 
 class Detections(NamedTuple):
@@ -76,19 +76,11 @@ def as_face_detector(detector) -> FaceDetector:
     )
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        return frame[:, :, 0]
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-    raise ValueError(f"expected a frame of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
+# A frame whose mean gray level is under this is dim: detectors equalise its contrast first.
+DARK_MEAN = 80.0
 
 
-def brighten_if_dark(gray: np.ndarray, *, dark_mean: float = 80.0) -> np.ndarray:
+def brighten_if_dark(gray: np.ndarray, *, dark_mean: float = DARK_MEAN) -> np.ndarray:
     """CLAHE on dark frames only: it recovers faces in poor light, but on well-lit frames a
     global stretch (equalizeHist) made the cascade miss faces it otherwise finds."""
     if gray.mean() >= dark_mean:
@@ -146,7 +138,7 @@ class HaarFaceDetector:
         return [self.detect(f) for f in frames]
 
     def detect(self, frame: np.ndarray) -> Detections:
-        gray = _gray(frame)
+        gray = to_gray(frame)
         scale = min(1.0, self.max_side / max(gray.shape[:2]))
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
         if self.equalize_dark:
@@ -222,13 +214,13 @@ class RetinaFaceDetector:
     def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """The network's input for ``frame`` (1, 3, h, w) float, and the scale it was resized by."""
         bgr = (
-            cv2.cvtColor(_gray(frame), cv2.COLOR_GRAY2BGR)
+            cv2.cvtColor(to_gray(frame), cv2.COLOR_GRAY2BGR)
             if frame.ndim == 2 or frame.shape[2] == 1
             else frame[:, :, :3]
         )
         scale = min(1.0, self.max_side / max(bgr.shape[:2]))
         small = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else bgr
-        if self.equalize_dark and _gray(small).mean() < 80:  # dim frame: equalise lightness, keep colour
+        if self.equalize_dark and to_gray(small).mean() < DARK_MEAN:  # equalise lightness, keep colour
             lab = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
             lab[:, :, 0] = brighten_if_dark(lab[:, :, 0])
             small = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)

@@ -9,18 +9,8 @@ import numpy as np
 from emolens.inference.classifier import EmotionClassifier
 from emolens.inference.detector import FaceDetector, as_face_detector, create_detector
 from emolens.inference.stream import StreamDetector
-from emolens.preprocess import crop_face
+from emolens.preprocess import check_frame, crop_face
 from emolens.results import FaceBox, FaceResult
-
-
-def check_frame(frame: np.ndarray) -> None:
-    """Raise TypeError/ValueError unless ``frame`` is a uint8 gray, BGR or BGRA image."""
-    if not isinstance(frame, np.ndarray):
-        raise TypeError(f"expected a numpy array, got {type(frame).__name__}")
-    if frame.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 image, got dtype {frame.dtype}")
-    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] in (1, 3, 4))) or 0 in frame.shape:
-        raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {frame.shape}")
 
 
 def _score(scores, i: int) -> float | None:
