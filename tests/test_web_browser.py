@@ -248,3 +248,63 @@ def test_image_page_labels_cover_no_other_face_in_a_crowd(browser_page, tmp_path
     finally:
         view.close()
     assert errors == []
+
+
+def test_live_page_stop_clears_the_faces_and_the_axis_counts_back_from_now(browser_page):
+    """Issue 19, item 10: no stale card or box after Stop; the window reads '-30 s ... now'."""
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    page.evaluate("""() => {
+        window.axisTexts = [];
+        const fill = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+            if (this.canvas.id === 'timeline') window.axisTexts.push(text);
+            return fill.call(this, text, ...rest);
+        }; }""")
+    page.click("#start")
+    page.wait_for_selector("#faces .face h3", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert "Face #1 (timeline)" in page.inner_text("#faces")
+    texts = set(page.evaluate("window.axisTexts"))
+    assert {"-30 s", "now"} <= texts and "30.0 s" not in texts and "0.0 s" not in texts
+    page.click("#stop")
+    page.wait_for_timeout(500)  # an answer in flight at Stop must not bring a card back
+    assert page.locator("#faces .face").count() == 0
+    assert "stopped" in page.inner_text("#faces").lower()
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return d.some((v, i) => i % 4 === 3 && v > 0); }""")
+    assert drawn is False
+    assert errors == []
+
+
+def test_live_page_follows_one_face_in_a_crowd_and_keeps_the_cards_in_track_order(browser_page):
+    """followFace sticks to its track while it is in view or briefly lost; byTrack orders cards."""
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    result = page.evaluate("""() => {
+        const face = (id, side) => ({ track_id: id, box: [0, 0, side, side] });
+        const steps = [  // [time ms, faces]: #1 starts largest; #2 grows past it; #1 leaves
+            [0, [face(1, 100), face(2, 80)]],
+            [100, [face(2, 120), face(1, 100)]],
+            [200, [face(2, 130)]],
+            [1500, [face(2, 130)]],
+            [2300, [face(2, 130), face(3, 200)]],
+            [2400, [face(3, 300), face(2, 130)]],
+        ];
+        let followed = null;
+        return steps.map(([t, faces]) => {
+            const r = followFace(faces, followed, t, 2000);
+            followed = r.followed;
+            return [r.face ? r.face.track_id : null, byTrack(faces).map(f => f.track_id)];
+        }); }""")
+    assert result == [
+        [1, [1, 2]],
+        [1, [1, 2]],  # #2 is larger now: the timeline stays with #1, the cards keep their order
+        [None, [2]],  # #1 out of sight for a moment: nobody's curve is drawn in its place
+        [None, [2]],
+        [3, [2, 3]],  # #1 gone over 2 s: the largest face in view takes over
+        [3, [2, 3]],
+    ]
+    assert errors == []
