@@ -308,3 +308,38 @@ def test_live_page_follows_one_face_in_a_crowd_and_keeps_the_cards_in_track_orde
         [3, [2, 3]],
     ]
     assert errors == []
+
+
+def test_image_page_says_it_is_analysing_and_offers_the_png_and_the_json(browser_page, tmp_path, astronaut_bgr):
+    """A visible 'Analysing' line while the request runs; the downloads are what the page shows."""
+    import json
+
+    page, server, errors = browser_page
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    page.goto(server.base + "/image")
+    page.evaluate("""() => {  // a slow server: the answer is held back for a second
+        const real = window.fetch;
+        window.fetch = (...args) => new Promise(r => setTimeout(r, 1000)).then(() => real(...args)); }""")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#busy:not([hidden])", timeout=2_000)
+    assert "Analysing astronaut.jpg" in page.inner_text("#busy")
+    assert page.get_attribute("#drop", "aria-busy") == "true"
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    assert page.is_hidden("#busy") and page.get_attribute("#drop", "aria-busy") == "false"
+    page.wait_for_selector("#download-png[href^='blob:']")
+    with page.expect_download() as png:
+        page.click("#download-png")
+    assert png.value.suggested_filename == "astronaut-emolens.png"
+    shown = page.evaluate("JSON.parse(document.getElementById('json').textContent)")
+    image = cv2.imread(png.value.path())
+    assert image is not None and image.shape[:2] == (shown["height"], shown["width"])
+    x1, y1, x2, y2 = shown["faces"][0]["box"]
+    colour = page.evaluate("e => COLORS[e]", shown["faces"][0]["emotion"])  # the box is drawn in the PNG
+    want_bgr = [int(colour[i : i + 2], 16) for i in (5, 3, 1)]
+    assert np.abs(image[(y1 + y2) // 2, x1].astype(int) - want_bgr).max() < 40
+    with page.expect_download() as data:
+        page.click("#download-json")
+    assert data.value.suggested_filename == "astronaut-emolens.json"
+    assert json.loads(Path(data.value.path()).read_text()) == shown
+    assert errors == []
