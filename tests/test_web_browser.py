@@ -343,3 +343,46 @@ def test_image_page_says_it_is_analysing_and_offers_the_png_and_the_json(browser
     assert data.value.suggested_filename == "astronaut-emolens.json"
     assert json.loads(Path(data.value.path()).read_text()) == shown
     assert errors == []
+
+
+def test_live_page_exports_the_sessions_faces_as_csv_and_json(browser_page):
+    """After Stop the faces received since Start download as CSV (frames.csv's columns) and JSON."""
+    import csv
+    import io
+    import json
+
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    assert page.is_disabled("#export-csv") and page.is_disabled("#export-json")
+    page.click("#start")
+    page.wait_for_function("() => parseInt(document.getElementById('export-count').textContent) >= 5", timeout=30_000)
+    page.click("#stop")
+    with page.expect_download() as got:
+        page.click("#export-csv")
+    assert got.value.suggested_filename.startswith("emolens-live-") and got.value.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(Path(got.value.path()).read_text())))
+    with page.expect_download() as got:
+        page.click("#export-json")
+    data = json.loads(Path(got.value.path()).read_text())
+    assert data["kept"] == {"seconds": 1800, "records": 100000} and data["dropped"] == 0
+    assert len(rows) == len(data["frames"]) >= 5
+    assert f"{len(rows)} face records" in page.inner_text("#export-count")
+    assert {r["track_id"] for r in rows} == {"1"}
+    times = [float(r["time"]) for r in rows]
+    assert times == sorted(times) and [int(r["frame"]) for r in rows] == list(range(1, len(rows) + 1))
+    first = data["frames"][0]
+    assert rows[0]["emotion"] == first["emotion"] and [int(rows[0][k]) for k in ("x1", "y1", "x2", "y2")] == first["box"]
+    assert abs(sum(float(rows[0][e]) for e in first["scores"]) - 1) < 1e-3
+    assert errors == []
+
+
+def test_live_records_are_bounded_by_age_and_by_count(browser_page):
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    result = page.evaluate("""() => {
+        const at = times => times.map(time => ({ time }));
+        const old = at([0, 10, 20, 30]), many = at([1, 2, 3, 4, 5]);
+        return [trimRecords(old, 35, 20, 100), old.map(r => r.time),
+                trimRecords(many, 5, 60, 3), many.map(r => r.time)]; }""")
+    assert result == [2, [20, 30], 2, [3, 4, 5]]
+    assert errors == []

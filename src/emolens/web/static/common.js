@@ -141,6 +141,17 @@ function drawTimeline(canvas, points, t0, t1, cursor, label = t => `${t.toFixed(
   return { x, pad, w, span, t0 };
 }
 
+// Save a Blob made in the page as a file called `name`.
+function download(name, blob) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);  // after the browser has read it
+}
+
 async function fetchJSON(url, options) {
   const response = await fetch(url, options);
   let body = null;

@@ -24,6 +24,23 @@ function secondsAgo(t) {
   return Math.abs(t) < 0.05 ? "now" : `${t.toFixed(0)} s`;
 }
 
+// The session's records stay in this page, bounded: faces seen in the last `maxAgeS` seconds and
+// at most `maxCount` of them; the oldest go first. Returns how many were dropped from the front.
+function trimRecords(records, now, maxAgeS, maxCount) {
+  let n = Math.max(0, records.length - maxCount);
+  while (n < records.length && now - records[n].time > maxAgeS) n++;
+  if (n) records.splice(0, n);
+  return n;
+}
+
+// One CSV row per face per frame, the columns of a video job's frames.csv (less its shot).
+function recordsCSV(records) {
+  const head = ["time", "frame", "track_id", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence", ...EMOTIONS];
+  const rows = records.map(r => [r.time.toFixed(3), r.frame, r.track_id, ...r.box, r.detection_score ?? "", r.emotion,
+    r.confidence.toFixed(4), ...EMOTIONS.map(e => r.scores[e].toFixed(4))]);
+  return [head, ...rows].map(row => row.join(",")).join("\n") + "\n";
+}
+
 (() => {
   const video = document.getElementById("camera");
   const overlay = document.getElementById("overlay");
@@ -34,6 +51,10 @@ function secondsAgo(t) {
   const facesBox = document.getElementById("faces");
   const timeline = document.getElementById("timeline");
   const WIDTH = 640, WINDOW_S = 30, MAX_FPS = 15, HOLD_MS = 2000;
+  const KEEP_S = 30 * 60, KEEP_RECORDS = 100_000;  // said on the page: keep them in step
+  const exportCsv = document.getElementById("export-csv"), exportJson = document.getElementById("export-json");
+  const exportCount = document.getElementById("export-count");
+  let records = [], dropped = 0, frame = 0, startedAt = 0, startedIso = "";
   const grab = document.createElement("canvas");
   let stream = null, ws = null, running = false, sentAt = 0, lastSend = 0;
   let history = [], rtts = [], answers = [], followed = null;
@@ -62,7 +83,12 @@ function secondsAgo(t) {
     if (modelSelect.value) params.set("model", modelSelect.value);
     ws = new WebSocket(`${proto}//${location.host}/ws/live?${params}`);
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { running = true; history = []; followed = null; send(); };
+    ws.onopen = () => {
+      running = true; history = []; followed = null;
+      records = []; dropped = 0; frame = 0; startedAt = performance.now(); startedIso = new Date().toISOString();
+      showCount();
+      send();
+    };
     ws.onmessage = onAnswer;
     ws.onerror = () => showMessage("The connection to the server failed.");
     ws.onclose = () => { if (running) { showMessage("The server closed the connection."); stop(); } };
@@ -123,12 +149,36 @@ function secondsAgo(t) {
       const title = f === follow.face ? `Face #${f.track_id} (timeline)` : `Face #${f.track_id}`;
       facesBox.appendChild(faceCard(title, f));
     });
+    keep(msg.faces, now);
     const t = now / 1000;
     if (follow.face) history.push({ t, scores: follow.face.scores });
     history = history.filter(p => t - p.t <= WINDOW_S);
     drawTimeline(timeline, history.map(p => ({ t: p.t - t, scores: p.scores })), -WINDOW_S, 0, undefined, secondsAgo);
   }
 
+  // Every face of every answer, kept for the downloads until the next Start.
+  function keep(faces, now) {
+    const time = (now - startedAt) / 1000;
+    frame += 1;
+    for (const f of faces) records.push({ time, frame, ...f });
+    dropped += trimRecords(records, time, KEEP_S, KEEP_RECORDS);
+    showCount();
+  }
+
+  function showCount() {
+    exportCsv.disabled = exportJson.disabled = !records.length;
+    const lost = dropped ? ` (${dropped.toLocaleString("en")} older ones dropped)` : "";
+    exportCount.textContent = `${records.length.toLocaleString("en")} face records${lost}`;
+  }
+
+  function stem() { return `emolens-live-${startedIso.slice(0, 19).replace(/:/g, "-")}`; }
+
+  exportCsv.addEventListener("click", () => download(`${stem()}.csv`, new Blob([recordsCSV(records)], { type: "text/csv" })));
+  exportJson.addEventListener("click", () => {
+    const body = { started: startedIso, kept: { seconds: KEEP_S, records: KEEP_RECORDS }, dropped, frames: records };
+    download(`${stem()}.json`, new Blob([JSON.stringify(body)], { type: "application/json" }));
+  });
+  showCount();
   startBtn.addEventListener("click", start);
   stopBtn.addEventListener("click", stop);
 })();
