@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
@@ -12,6 +10,7 @@ from emolens import __version__
 from emolens.labels import EMOTIONS
 from emolens.shipped import SHIPPED_MODELS, model_summary
 from emolens.shipped import model_card as model_card_of
+from emolens.web.apidoc import load_spec
 from emolens.web.errors import ApiError
 from emolens.web.extensions import choose_model, get_recognizer
 from emolens.web.jobs import OUTPUTS, get_jobs
@@ -151,7 +150,7 @@ def models():
 
 @bp.get("/openapi.json")
 def openapi():
-    spec = json.loads((resources.files("emolens.web") / "openapi.json").read_text())
+    spec = load_spec()
     spec["info"]["version"] = __version__
     spec["servers"] = [{"url": request.host_url.rstrip("/") + "/api/v1"}]
     return jsonify(spec)
