@@ -387,3 +387,43 @@ def test_live_records_are_bounded_by_age_and_by_count(browser_page):
                 trimRecords(many, 5, 60, 3), many.map(r => r.time)]; }""")
     assert result == [2, [20, 30], 2, [3, 4, 5]]
     assert errors == []
+
+
+def test_video_jobs_list_names_times_and_asks_before_deleting(browser_page, tmp_path, astronaut_bgr):
+    """Each job: file name, upload time, processing time; the result says them; Delete asks first."""
+    import re
+
+    from test_video import make_clip
+
+    page, server, errors = browser_page
+    clip = make_clip(tmp_path / "board_meeting.mp4", astronaut_bgr, frames=10)
+    with open(clip, "rb") as f:
+        job_id = page.request.post(
+            server.base + "/api/v1/videos",
+            multipart={"video": {"name": clip.name, "mimeType": "video/mp4", "buffer": f.read()}},
+        ).json()["job_id"]
+    page.goto(server.base + "/video")
+    row = page.locator("#jobs tbody tr", has_text="board_meeting.mp4")
+    for _ in range(60):  # the list refreshes itself while a job runs
+        if "done" in row.inner_text():
+            break
+        page.wait_for_timeout(500)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[0].startswith("board_meeting.mp4") and re.search(r"\d+/\d+/\d+, \d+:\d\d", cells[0])
+    assert cells[1] == "done" and re.fullmatch(r"\d+\.\d s", cells[2])
+    row.get_by_role("button", name="Show").click()
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.inner_text("#result-h") == "Result: board_meeting.mp4"
+    assert re.match(r"processed in \d+\.\d s, uploaded \d+/\d+/\d+", page.inner_text("#result-meta"))
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    row.get_by_role("button", name="Delete").click()
+    page.wait_for_timeout(300)
+    assert asked == ["Delete the job for “board_meeting.mp4” and its results?"]
+    assert row.count() == 1 and page.request.get(f"{server.base}/api/v1/jobs/{job_id}").status == 200
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Delete").click()
+    row.wait_for(state="detached")
+    assert page.request.get(f"{server.base}/api/v1/jobs/{job_id}").status == 404
+    page.screenshot(path=str(ARTIFACTS / "video_jobs.png"), full_page=True)
+    assert errors == []

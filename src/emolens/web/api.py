@@ -73,6 +73,13 @@ def _job_or_404(job_id: str) -> dict:
     return job
 
 
+def _processing_s(job: dict) -> float | None:
+    """Seconds from the worker's start to the job's end; None while it runs, or when not recorded."""
+    if job.get("started") is None or job.get("finished") is None:
+        return None
+    return round(job["finished"] - job["started"], 2)
+
+
 def _public(job: dict) -> dict:
     out = {
         "job_id": job["id"],
@@ -80,6 +87,9 @@ def _public(job: dict) -> dict:
         "progress": round(job["progress"], 4),
         "filename": job["filename"],
         "created": job["created"],
+        "started": job.get("started"),
+        "finished": job.get("finished"),
+        "processing_s": _processing_s(job),
     }
     if job.get("error"):
         out["error"] = job["error"]
