@@ -181,6 +181,7 @@ class JobStore:
         attempts = job["attempts"] + 1
         self._update(job_id, status="running", attempts=attempts, progress=0.0, started=started, finished=None)
         folder = self.job_dir(job_id)
+        logger.info("job %s started (attempt %d)", job_id, attempts)
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -205,13 +206,16 @@ class JobStore:
                 self._update(
                     job_id, status="done", progress=1.0, summary=json.dumps(result.summary()), finished=time.time()
                 )
+            logger.info("job %s done in %.1f s", job_id, time.time() - started)
         except Cancelled:
             if self._stopping:  # left 'running': the next start requeues it
+                logger.info("job %s stopped by the server's shutdown after %.1f s", job_id, time.time() - started)
                 return
+            logger.info("job %s cancelled after %.1f s", job_id, time.time() - started)
             if self.get(job_id) is not None:
                 self._update(job_id, status="cancelled", finished=time.time())
         except Exception as exc:  # a job's failure is recorded, never raised into the pool
-            logger.exception("job %s failed", job_id)
+            logger.exception("job %s failed after %.1f s", job_id, time.time() - started)
             if self.get(job_id) is not None:
                 message = str(exc).replace(str(folder / job["input_name"]), "the uploaded video")  # no server paths
                 self._update(job_id, status="failed", error=message[:500], finished=time.time())
