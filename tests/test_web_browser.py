@@ -425,5 +425,6 @@ def test_video_jobs_list_names_times_and_asks_before_deleting(browser_page, tmp_
     row.get_by_role("button", name="Delete").click()
     row.wait_for(state="detached")
     assert page.request.get(f"{server.base}/api/v1/jobs/{job_id}").status == 404
+    assert page.is_hidden("#result")  # the deleted job's result is no longer shown
     page.screenshot(path=str(ARTIFACTS / "video_jobs.png"), full_page=True)
     assert errors == []

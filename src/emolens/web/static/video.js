@@ -9,7 +9,7 @@
   const player = document.getElementById("result-video");
   const timeline = document.getElementById("video-timeline");
   const q = location.search;
-  let points = [], duration = 0, geometry = null;
+  let points = [], duration = 0, geometry = null, shownId = null;
   drawLegend(document.getElementById("legend"));
 
   function upload(file) {
@@ -46,6 +46,7 @@
 
   async function show(jobId) {
     const result = await fetchJSON(`/api/v1/jobs/${jobId}/result${q}`);
+    shownId = jobId;
     document.getElementById("result-h").textContent = `Result: ${result.filename}`;
     const took = result.processing_s === null ? "" : `processed in ${spoken(result.processing_s)}, `;
     document.getElementById("result-meta").textContent = `${took}uploaded ${when(result.created)}`;
@@ -125,6 +126,11 @@
         const what = running ? "Cancel and delete" : "Delete";
         if (!confirm(`${what} the job for “${job.filename}” and its results?`)) return;
         await fetch(`/api/v1/jobs/${job.job_id}${q}`, { method: "DELETE" });
+        if (job.job_id === shownId) {  // its result is gone with it: stop showing it
+          shownId = null;
+          player.removeAttribute("src"); player.load();
+          document.getElementById("result").hidden = true;
+        }
         refreshJobs();
       });
       tr.children[3].appendChild(del);
