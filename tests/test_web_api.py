@@ -96,7 +96,10 @@ def test_video_job_lifecycle(client, tmp_path, astronaut_bgr):
     assert r.get_json()["status_url"] == f"/api/v1/jobs/{job_id}"
     job = _wait_for(client, job_id)
     assert job["status"] == "done" and job["progress"] == 1.0
+    assert job["created"] <= job["started"] <= job["finished"]
+    assert job["processing_s"] == round(job["finished"] - job["started"], 2) > 0
     result = client.get(f"/api/v1/jobs/{job_id}/result").get_json()
+    assert result["processing_s"] == job["processing_s"] and result["filename"] == job["filename"]
     assert result["summary"]["tracks"]["1"]["frames"] == 10
     with client.get(result["files"]["video"]) as mp4:
         assert mp4.status_code == 200 and mp4.data[4:8] == b"ftyp"
@@ -217,7 +220,7 @@ def test_openapi_matches_routes(app, client):
     assert documented == actual
 
 
-@pytest.mark.parametrize("url", ["/", "/video", "/image", "/model"])
+@pytest.mark.parametrize("url", ["/", "/video", "/image", "/model", "/api"])
 def test_pages_render_without_inline_script(client, url):
     r = client.get(url)
     assert r.status_code == 200 and b"<main>" in r.data

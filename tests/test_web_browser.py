@@ -181,7 +181,7 @@ def test_no_page_scrolls_sideways_on_a_phone(browser_page, tmp_path, astronaut_b
         )
     phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
     try:
-        for path in ("/", "/video", "/image", "/model"):
+        for path in ("/", "/video", "/image", "/model", "/api"):
             phone.goto(server.base + path)
             if path == "/video":
                 phone.wait_for_selector("#jobs tbody tr", timeout=30_000)
@@ -247,4 +247,184 @@ def test_image_page_labels_cover_no_other_face_in_a_crowd(browser_page, tmp_path
         view.screenshot(path=str(ARTIFACTS / f"image_crowd_{viewport[0]}x{viewport[1]}.png"), full_page=True)
     finally:
         view.close()
+    assert errors == []
+
+
+def test_live_page_stop_clears_the_faces_and_the_axis_counts_back_from_now(browser_page):
+    """Issue 19, item 10: no stale card or box after Stop; the window reads '-30 s ... now'."""
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    page.evaluate("""() => {
+        window.axisTexts = [];
+        const fill = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+            if (this.canvas.id === 'timeline') window.axisTexts.push(text);
+            return fill.call(this, text, ...rest);
+        }; }""")
+    page.click("#start")
+    page.wait_for_selector("#faces .face h3", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert "Face #1 (timeline)" in page.inner_text("#faces")
+    texts = set(page.evaluate("window.axisTexts"))
+    assert {"-30 s", "now"} <= texts and "30.0 s" not in texts and "0.0 s" not in texts
+    page.click("#stop")
+    page.wait_for_timeout(500)  # an answer in flight at Stop must not bring a card back
+    assert page.locator("#faces .face").count() == 0
+    assert "stopped" in page.inner_text("#faces").lower()
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return d.some((v, i) => i % 4 === 3 && v > 0); }""")
+    assert drawn is False
+    assert errors == []
+
+
+def test_live_page_follows_one_face_in_a_crowd_and_keeps_the_cards_in_track_order(browser_page):
+    """followFace sticks to its track while it is in view or briefly lost; byTrack orders cards."""
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    result = page.evaluate("""() => {
+        const face = (id, side) => ({ track_id: id, box: [0, 0, side, side] });
+        const steps = [  // [time ms, faces]: #1 starts largest; #2 grows past it; #1 leaves
+            [0, [face(1, 100), face(2, 80)]],
+            [100, [face(2, 120), face(1, 100)]],
+            [200, [face(2, 130)]],
+            [1500, [face(2, 130)]],
+            [2300, [face(2, 130), face(3, 200)]],
+            [2400, [face(3, 300), face(2, 130)]],
+        ];
+        let followed = null;
+        return steps.map(([t, faces]) => {
+            const r = followFace(faces, followed, t, 2000);
+            followed = r.followed;
+            return [r.face ? r.face.track_id : null, byTrack(faces).map(f => f.track_id)];
+        }); }""")
+    assert result == [
+        [1, [1, 2]],
+        [1, [1, 2]],  # #2 is larger now: the timeline stays with #1, the cards keep their order
+        [None, [2]],  # #1 out of sight for a moment: nobody's curve is drawn in its place
+        [None, [2]],
+        [3, [2, 3]],  # #1 gone over 2 s: the largest face in view takes over
+        [3, [2, 3]],
+    ]
+    assert errors == []
+
+
+def test_image_page_says_it_is_analysing_and_offers_the_png_and_the_json(browser_page, tmp_path, astronaut_bgr):
+    """A visible 'Analysing' line while the request runs; the downloads are what the page shows."""
+    import json
+
+    page, server, errors = browser_page
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    page.goto(server.base + "/image")
+    page.evaluate("""() => {  // a slow server: the answer is held back for a second
+        const real = window.fetch;
+        window.fetch = (...args) => new Promise(r => setTimeout(r, 1000)).then(() => real(...args)); }""")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#busy:not([hidden])", timeout=2_000)
+    assert "Analysing astronaut.jpg" in page.inner_text("#busy")
+    assert page.get_attribute("#drop", "aria-busy") == "true"
+    page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+    assert page.is_hidden("#busy") and page.get_attribute("#drop", "aria-busy") == "false"
+    page.wait_for_selector("#download-png[href^='blob:']")
+    with page.expect_download() as png:
+        page.click("#download-png")
+    assert png.value.suggested_filename == "astronaut-emolens.png"
+    shown = page.evaluate("JSON.parse(document.getElementById('json').textContent)")
+    image = cv2.imread(png.value.path())
+    assert image is not None and image.shape[:2] == (shown["height"], shown["width"])
+    x1, y1, x2, y2 = shown["faces"][0]["box"]
+    colour = page.evaluate("e => COLORS[e]", shown["faces"][0]["emotion"])  # the box is drawn in the PNG
+    want_bgr = [int(colour[i : i + 2], 16) for i in (5, 3, 1)]
+    assert np.abs(image[(y1 + y2) // 2, x1].astype(int) - want_bgr).max() < 40
+    with page.expect_download() as data:
+        page.click("#download-json")
+    assert data.value.suggested_filename == "astronaut-emolens.json"
+    assert json.loads(Path(data.value.path()).read_text()) == shown
+    assert errors == []
+
+
+def test_live_page_exports_the_sessions_faces_as_csv_and_json(browser_page):
+    """After Stop the faces received since Start download as CSV (frames.csv's columns) and JSON."""
+    import csv
+    import io
+    import json
+
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    assert page.is_disabled("#export-csv") and page.is_disabled("#export-json")
+    page.click("#start")
+    page.wait_for_function("() => parseInt(document.getElementById('export-count').textContent) >= 5", timeout=30_000)
+    page.click("#stop")
+    with page.expect_download() as got:
+        page.click("#export-csv")
+    assert got.value.suggested_filename.startswith("emolens-live-") and got.value.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(Path(got.value.path()).read_text())))
+    with page.expect_download() as got:
+        page.click("#export-json")
+    data = json.loads(Path(got.value.path()).read_text())
+    assert data["kept"] == {"seconds": 1800, "records": 100000} and data["dropped"] == 0
+    assert len(rows) == len(data["frames"]) >= 5
+    assert f"{len(rows)} face records" in page.inner_text("#export-count")
+    assert {r["track_id"] for r in rows} == {"1"}
+    times = [float(r["time"]) for r in rows]
+    assert times == sorted(times) and [int(r["frame"]) for r in rows] == list(range(1, len(rows) + 1))
+    first = data["frames"][0]
+    assert rows[0]["emotion"] == first["emotion"]
+    assert [int(rows[0][k]) for k in ("x1", "y1", "x2", "y2")] == first["box"]
+    assert abs(sum(float(rows[0][e]) for e in first["scores"]) - 1) < 1e-3
+    assert errors == []
+
+
+def test_live_records_are_bounded_by_age_and_by_count(browser_page):
+    page, server, errors = browser_page
+    page.goto(server.base + "/")
+    result = page.evaluate("""() => {
+        const at = times => times.map(time => ({ time }));
+        const old = at([0, 10, 20, 30]), many = at([1, 2, 3, 4, 5]);
+        return [trimRecords(old, 35, 20, 100), old.map(r => r.time),
+                trimRecords(many, 5, 60, 3), many.map(r => r.time)]; }""")
+    assert result == [2, [20, 30], 2, [3, 4, 5]]
+    assert errors == []
+
+
+def test_video_jobs_list_names_times_and_asks_before_deleting(browser_page, tmp_path, astronaut_bgr):
+    """Each job: file name, upload time, processing time; the result says them; Delete asks first."""
+    import re
+
+    from test_video import make_clip
+
+    page, server, errors = browser_page
+    clip = make_clip(tmp_path / "board_meeting.mp4", astronaut_bgr, frames=10)
+    with open(clip, "rb") as f:
+        job_id = page.request.post(
+            server.base + "/api/v1/videos",
+            multipart={"video": {"name": clip.name, "mimeType": "video/mp4", "buffer": f.read()}},
+        ).json()["job_id"]
+    page.goto(server.base + "/video")
+    row = page.locator("#jobs tbody tr", has_text="board_meeting.mp4")
+    for _ in range(60):  # the list refreshes itself while a job runs
+        if "done" in row.inner_text():
+            break
+        page.wait_for_timeout(500)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[0].startswith("board_meeting.mp4") and re.search(r"\d+/\d+/\d+, \d+:\d\d", cells[0])
+    assert cells[1] == "done" and re.fullmatch(r"\d+\.\d s", cells[2])
+    row.get_by_role("button", name="Show").click()
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.inner_text("#result-h") == "Result: board_meeting.mp4"
+    assert re.match(r"processed in \d+\.\d s, uploaded \d+/\d+/\d+", page.inner_text("#result-meta"))
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    row.get_by_role("button", name="Delete").click()
+    page.wait_for_timeout(300)
+    assert asked == ["Delete the job for “board_meeting.mp4” and its results?"]
+    assert row.count() == 1 and page.request.get(f"{server.base}/api/v1/jobs/{job_id}").status == 200
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Delete").click()
+    row.wait_for(state="detached")
+    assert page.request.get(f"{server.base}/api/v1/jobs/{job_id}").status == 404
+    assert page.is_hidden("#result")  # the deleted job's result is no longer shown
+    page.screenshot(path=str(ARTIFACTS / "video_jobs.png"), full_page=True)
     assert errors == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,7 +43,11 @@ class Server:
             "--detect-size",  # the flag's path from the command line to the live recognizer
             "320",
         ] + (["--token", token] if token else [])
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        # Its log goes to a file, not a pipe: nobody reads a pipe while it serves, and a full
+        # one (one line per request) would block the server.
+        self.log_path = Path(data_dir).parent / f"server-{port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -50,9 +55,13 @@ class Server:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read().decode()) from None
+                    raise RuntimeError(self.log()) from None
                 time.sleep(0.2)
         raise RuntimeError("server did not start")
+
+    def log(self) -> str:
+        """What the server has written to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
 
     def get(self, path):
         with urllib.request.urlopen(self.base + path, timeout=10) as r:
@@ -88,7 +97,7 @@ class Server:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill9()
-        self.proc.stdout.close()
+        self._log.close()
 
 
 @pytest.fixture
@@ -246,5 +255,11 @@ def test_token_guards_the_websocket(tmp_path, tiny_onnx, astronaut_bgr):
             assert len(json.loads(ws.receive(timeout=30))["faces"]) == 1
         finally:
             ws.close()
+        # `emolens serve` logs one line per request, the token never among them
+        log = srv.log()
+        assert re.search(r"emolens\.web\.accesslog: GET /api/v1/health 200 \d+\.\d ms", log), log
+        assert re.search(r"emolens\.web\.accesslog: GET /ws/live 401 \d+\.\d ms", log), log
+        logged = [line for line in log.splitlines() if not line.startswith("emolens is serving at")]
+        assert not [line for line in logged if "s3cret" in line]  # only the banner shows it, to its operator
     finally:
         srv.stop()

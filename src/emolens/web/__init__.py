@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     Example:
         >>> app = create_app({"DATA_DIR": "/tmp/emolens", "TOKEN": "s3cret"})
     """
-    from emolens.web import api, config, errors, extensions, jobs, live, pages, security
+    from emolens.web import accesslog, api, config, errors, extensions, jobs, live, pages, security
 
     app = Flask(__name__)
     app.config.from_object(config)
@@ -37,6 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.setdefault("SECRET_KEY", secrets.token_hex(16))
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
+    accesslog.init_app(app)  # first: its clock starts before the token check may refuse a request
     errors.init_app(app)
     security.init_app(app)
     extensions.init_app(app)

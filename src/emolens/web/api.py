@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
@@ -12,6 +10,7 @@ from emolens import __version__
 from emolens.labels import EMOTIONS
 from emolens.shipped import SHIPPED_MODELS, model_summary
 from emolens.shipped import model_card as model_card_of
+from emolens.web.apidoc import load_spec
 from emolens.web.errors import ApiError
 from emolens.web.extensions import choose_model, get_recognizer
 from emolens.web.jobs import OUTPUTS, get_jobs
@@ -74,6 +73,13 @@ def _job_or_404(job_id: str) -> dict:
     return job
 
 
+def _processing_s(job: dict) -> float | None:
+    """Seconds from the worker's start to the job's end; None while it runs, or when not recorded."""
+    if job.get("started") is None or job.get("finished") is None:
+        return None
+    return round(job["finished"] - job["started"], 2)
+
+
 def _public(job: dict) -> dict:
     out = {
         "job_id": job["id"],
@@ -81,6 +87,9 @@ def _public(job: dict) -> dict:
         "progress": round(job["progress"], 4),
         "filename": job["filename"],
         "created": job["created"],
+        "started": job.get("started"),
+        "finished": job.get("finished"),
+        "processing_s": _processing_s(job),
     }
     if job.get("error"):
         out["error"] = job["error"]
@@ -151,7 +160,7 @@ def models():
 
 @bp.get("/openapi.json")
 def openapi():
-    spec = json.loads((resources.files("emolens.web") / "openapi.json").read_text())
+    spec = load_spec()
     spec["info"]["version"] = __version__
     spec["servers"] = [{"url": request.host_url.rstrip("/") + "/api/v1"}]
     return jsonify(spec)

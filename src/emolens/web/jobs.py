@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated REAL NOT NULL
 )
 """
+# Columns added after the first release, with their types: _migrate adds any a database lacks,
+# so a database from before them opens with its rows intact (their values NULL: not recorded).
+_ADDED_COLUMNS = {"started": "REAL", "finished": "REAL"}
 
 
 class JobStore:
@@ -76,6 +79,7 @@ class JobStore:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            _migrate(db)
         self.expire()
         self._recover()
 
@@ -124,7 +128,8 @@ class JobStore:
     def list(self, limit: int = 100) -> list[dict]:
         with closing(self._db()) as db:
             rows = db.execute(
-                "SELECT id, status, progress, error, filename, created FROM jobs ORDER BY created DESC LIMIT ?",
+                "SELECT id, status, progress, error, filename, created, started, finished"
+                " FROM jobs ORDER BY created DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [dict(r) for r in rows]
@@ -172,8 +177,11 @@ class JobStore:
         job = self.get(job_id)
         if job is None or job["status"] != "queued" or cancel is None or cancel.is_set():
             return
-        self._update(job_id, status="running", attempts=job["attempts"] + 1, progress=0.0)
+        started = time.time()
+        attempts = job["attempts"] + 1
+        self._update(job_id, status="running", attempts=attempts, progress=0.0, started=started, finished=None)
         folder = self.job_dir(job_id)
+        logger.info("job %s started (attempt %d)", job_id, attempts)
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -195,17 +203,22 @@ class JobStore:
                 max_output_pixels=self._max_output_pixels,
             )
             if self.get(job_id) is not None:
-                self._update(job_id, status="done", progress=1.0, summary=json.dumps(result.summary()))
+                self._update(
+                    job_id, status="done", progress=1.0, summary=json.dumps(result.summary()), finished=time.time()
+                )
+            logger.info("job %s done in %.1f s", job_id, time.time() - started)
         except Cancelled:
             if self._stopping:  # left 'running': the next start requeues it
+                logger.info("job %s stopped by the server's shutdown after %.1f s", job_id, time.time() - started)
                 return
+            logger.info("job %s cancelled after %.1f s", job_id, time.time() - started)
             if self.get(job_id) is not None:
-                self._update(job_id, status="cancelled")
+                self._update(job_id, status="cancelled", finished=time.time())
         except Exception as exc:  # a job's failure is recorded, never raised into the pool
-            logger.exception("job %s failed", job_id)
+            logger.exception("job %s failed after %.1f s", job_id, time.time() - started)
             if self.get(job_id) is not None:
                 message = str(exc).replace(str(folder / job["input_name"]), "the uploaded video")  # no server paths
-                self._update(job_id, status="failed", error=message[:500])
+                self._update(job_id, status="failed", error=message[:500], finished=time.time())
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
@@ -218,6 +231,19 @@ class JobStore:
         for event in list(self._cancel.values()):
             event.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns of :data:`_ADDED_COLUMNS` that the jobs table lacks (SQLite has no
+    ``ADD COLUMN IF NOT EXISTS``); existing rows keep their values and get NULL in the new ones."""
+    present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name not in present:
+            try:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it in the meantime
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def init_app(app: Flask) -> None:

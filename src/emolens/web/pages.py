@@ -1,11 +1,13 @@
-"""HTML pages: live camera, video jobs, image, model card."""
+"""HTML pages: live camera, video jobs, image, model card, API reference."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, render_template
 
+from emolens import __version__
 from emolens.labels import EMOTIONS
 from emolens.shipped import SHIPPED_MODELS, card_asset, model_card
+from emolens.web.apidoc import load_spec, reference
 from emolens.web.uploads import video_size_limit
 
 bp = Blueprint("pages", __name__)
@@ -45,6 +47,14 @@ def model():
     if config["IMAGE_MODEL"] == config["STREAM_MODEL"]:
         uses = {config["IMAGE_MODEL"]: "images, videos and the live camera"}
     return render_template("model.html", page="model", cards=cards, uses=uses, emotions=EMOTIONS)
+
+
+@bp.get("/api")
+def api_reference():
+    """The API reference, walked from openapi.json at each request: it cannot fall behind it."""
+    doc = reference(load_spec())
+    doc["version"] = __version__
+    return render_template("api.html", page="api", emotions=EMOTIONS, doc=doc)
 
 
 @bp.get("/model/<name>/<figure>.png")

@@ -104,7 +104,8 @@ function drawLegend(el) {
 }
 
 // Stacked area chart of probabilities over time: points = [{t, scores}], x from t0 to t1.
-function drawTimeline(canvas, points, t0, t1, cursor) {
+// `label(t)` writes the two axis ends (a video's "0.0 s ... 12.5 s"; the live window's "-30 s ... now").
+function drawTimeline(canvas, points, t0, t1, cursor, label = t => `${t.toFixed(1)} s`) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight || 160;
   canvas.width = w * dpr; canvas.height = h * dpr;
@@ -129,13 +130,26 @@ function drawTimeline(canvas, points, t0, t1, cursor) {
   }
   ctx.fillStyle = "#5b6475";
   ctx.font = "12px system-ui, sans-serif";
-  ctx.fillText(`${t0.toFixed(1)} s`, pad, h - 8);
-  ctx.fillText(`${t1.toFixed(1)} s`, w - pad - 40, h - 8);
+  ctx.fillText(label(t0), pad, h - 8);
+  ctx.textAlign = "right";
+  ctx.fillText(label(t1), w - pad, h - 8);
+  ctx.textAlign = "left";
   if (cursor !== undefined) {
     ctx.strokeStyle = "#141a29"; ctx.lineWidth = 2;
     ctx.beginPath(); ctx.moveTo(x(cursor), pad); ctx.lineTo(x(cursor), h - pad); ctx.stroke();
   }
   return { x, pad, w, span, t0 };
+}
+
+// Save a Blob made in the page as a file called `name`.
+function download(name, blob) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);  // after the browser has read it
 }
 
 async function fetchJSON(url, options) {

@@ -1,5 +1,46 @@
 "use strict";
 // Live page: camera -> downscaled JPEG over a WebSocket, one frame in flight; draw the answers.
+
+// The face the timeline follows. In a crowd "the largest face" changes hands every few frames,
+// so the choice sticks to its track while that track is in view, and for `holdMs` after it was
+// last seen (a blink of the detector); only then does the largest face in view take over.
+// `followed` is {id, seen} or null; returns {face (null while holding), followed}.
+function followFace(faces, followed, now, holdMs) {
+  const same = followed && faces.find(f => f.track_id === followed.id);
+  if (same) return { face: same, followed: { id: same.track_id, seen: now } };
+  if (followed && now - followed.seen < holdMs) return { face: null, followed };
+  const area = f => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+  const largest = faces.reduce((best, f) => (!best || area(f) > area(best) ? f : best), null);
+  return { face: largest, followed: largest ? { id: largest.track_id, seen: now } : null };
+}
+
+// Cards in track order, so that a card stays where it is while its face is in view.
+function byTrack(faces) {
+  return faces.slice().sort((a, b) => a.track_id - b.track_id);
+}
+
+// Axis labels of a window that ends now: "-30 s" on the left, "now" on the right.
+function secondsAgo(t) {
+  return Math.abs(t) < 0.05 ? "now" : `${t.toFixed(0)} s`;
+}
+
+// The session's records stay in this page, bounded: faces seen in the last `maxAgeS` seconds and
+// at most `maxCount` of them; the oldest go first. Returns how many were dropped from the front.
+function trimRecords(records, now, maxAgeS, maxCount) {
+  let n = Math.max(0, records.length - maxCount);
+  while (n < records.length && now - records[n].time > maxAgeS) n++;
+  if (n) records.splice(0, n);
+  return n;
+}
+
+// One CSV row per face per frame, the columns of a video job's frames.csv (less its shot).
+function recordsCSV(records) {
+  const head = ["time", "frame", "track_id", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence", ...EMOTIONS];
+  const rows = records.map(r => [r.time.toFixed(3), r.frame, r.track_id, ...r.box, r.detection_score ?? "", r.emotion,
+    r.confidence.toFixed(4), ...EMOTIONS.map(e => r.scores[e].toFixed(4))]);
+  return [head, ...rows].map(row => row.join(",")).join("\n") + "\n";
+}
+
 (() => {
   const video = document.getElementById("camera");
   const overlay = document.getElementById("overlay");
@@ -9,12 +50,16 @@
   const stats = document.getElementById("stats");
   const facesBox = document.getElementById("faces");
   const timeline = document.getElementById("timeline");
-  const WIDTH = 640, WINDOW_S = 30, MAX_FPS = 15;
+  const WIDTH = 640, WINDOW_S = 30, MAX_FPS = 15, HOLD_MS = 2000;
+  const KEEP_S = 30 * 60, KEEP_RECORDS = 100_000;  // said on the page: keep them in step
+  const exportCsv = document.getElementById("export-csv"), exportJson = document.getElementById("export-json");
+  const exportCount = document.getElementById("export-count");
+  let records = [], dropped = 0, frame = 0, startedAt = 0, startedIso = "";
   const grab = document.createElement("canvas");
   let stream = null, ws = null, running = false, sentAt = 0, lastSend = 0;
-  let history = [], rtts = [], answers = [];
+  let history = [], rtts = [], answers = [], followed = null;
   drawLegend(document.getElementById("legend"));
-  drawTimeline(timeline, [], 0, WINDOW_S);
+  drawTimeline(timeline, [], -WINDOW_S, 0, undefined, secondsAgo);
 
   async function start() {
     showMessage("");
@@ -38,7 +83,12 @@
     if (modelSelect.value) params.set("model", modelSelect.value);
     ws = new WebSocket(`${proto}//${location.host}/ws/live?${params}`);
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { running = true; history = []; send(); };
+    ws.onopen = () => {
+      running = true; history = []; followed = null;
+      records = []; dropped = 0; frame = 0; startedAt = performance.now(); startedIso = new Date().toISOString();
+      showCount();
+      send();
+    };
     ws.onmessage = onAnswer;
     ws.onerror = () => showMessage("The connection to the server failed.");
     ws.onclose = () => { if (running) { showMessage("The server closed the connection."); stop(); } };
@@ -50,7 +100,11 @@
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
     if (stream) stream.getTracks().forEach(t => t.stop());
     stream = null; video.srcObject = null;
+    // Nothing from the camera stays on screen once it is off: no box, no card, no curve.
     overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+    facesBox.innerHTML = '<p class="muted">Camera stopped.</p>';
+    history = []; followed = null;
+    drawTimeline(timeline, [], -WINDOW_S, 0, undefined, secondsAgo);
     startBtn.disabled = false; stopBtn.disabled = true; modelSelect.disabled = false;
     stats.textContent = "stopped";
   }
@@ -74,6 +128,7 @@
   }
 
   function onAnswer(event) {
+    if (!running) return;  // an answer that arrives after Stop must not redraw what Stop cleared
     const now = performance.now();
     const msg = JSON.parse(event.data);
     rtts.push(now - sentAt); if (rtts.length > 30) rtts.shift();
@@ -86,15 +141,44 @@
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
     drawFaces(ctx, msg.faces, 1);
+    const follow = followFace(msg.faces, followed, now, HOLD_MS);
+    followed = follow.followed;
     facesBox.innerHTML = "";
     if (!msg.faces.length) facesBox.innerHTML = '<p class="muted">No face in view.</p>';
-    msg.faces.forEach(f => facesBox.appendChild(faceCard(`Face #${f.track_id}`, f)));
+    byTrack(msg.faces).forEach(f => {
+      const title = f === follow.face ? `Face #${f.track_id} (timeline)` : `Face #${f.track_id}`;
+      facesBox.appendChild(faceCard(title, f));
+    });
+    keep(msg.faces, now);
     const t = now / 1000;
-    if (msg.faces.length) history.push({ t, scores: msg.faces[0].scores });
+    if (follow.face) history.push({ t, scores: follow.face.scores });
     history = history.filter(p => t - p.t <= WINDOW_S);
-    drawTimeline(timeline, history.map(p => ({ t: p.t - t + WINDOW_S, scores: p.scores })), 0, WINDOW_S);
+    drawTimeline(timeline, history.map(p => ({ t: p.t - t, scores: p.scores })), -WINDOW_S, 0, undefined, secondsAgo);
   }
 
+  // Every face of every answer, kept for the downloads until the next Start.
+  function keep(faces, now) {
+    const time = (now - startedAt) / 1000;
+    frame += 1;
+    for (const f of faces) records.push({ time, frame, ...f });
+    dropped += trimRecords(records, time, KEEP_S, KEEP_RECORDS);
+    showCount();
+  }
+
+  function showCount() {
+    exportCsv.disabled = exportJson.disabled = !records.length;
+    const lost = dropped ? ` (${dropped.toLocaleString("en")} older ones dropped)` : "";
+    exportCount.textContent = `${records.length.toLocaleString("en")} face records${lost}`;
+  }
+
+  function stem() { return `emolens-live-${startedIso.slice(0, 19).replace(/:/g, "-")}`; }
+
+  exportCsv.addEventListener("click", () => download(`${stem()}.csv`, new Blob([recordsCSV(records)], { type: "text/csv" })));
+  exportJson.addEventListener("click", () => {
+    const body = { started: startedIso, kept: { seconds: KEEP_S, records: KEEP_RECORDS }, dropped, frames: records };
+    download(`${stem()}.json`, new Blob([JSON.stringify(body)], { type: "application/json" }));
+  });
+  showCount();
   startBtn.addEventListener("click", start);
   stopBtn.addEventListener("click", stop);
 })();

@@ -9,7 +9,7 @@
   const player = document.getElementById("result-video");
   const timeline = document.getElementById("video-timeline");
   const q = location.search;
-  let points = [], duration = 0, geometry = null;
+  let points = [], duration = 0, geometry = null, shownId = null;
   drawLegend(document.getElementById("legend"));
 
   function upload(file) {
@@ -46,6 +46,10 @@
 
   async function show(jobId) {
     const result = await fetchJSON(`/api/v1/jobs/${jobId}/result${q}`);
+    shownId = jobId;
+    document.getElementById("result-h").textContent = `Result: ${result.filename}`;
+    const took = result.processing_s === null ? "" : `processed in ${spoken(result.processing_s)}, `;
+    document.getElementById("result-meta").textContent = `${took}uploaded ${when(result.created)}`;
     const frames = await fetchJSON(result.files.json + q);
     const tracks = Object.entries(result.summary.tracks).sort((a, b) => b[1].frames - a[1].frames);
     const main = tracks.length ? Number(tracks[0][0]) : null;
@@ -102,10 +106,12 @@
     body.innerHTML = "";
     for (const job of data.jobs) {
       const tr = document.createElement("tr");
-      tr.innerHTML = "<td></td><td></td><td></td><td></td>";
-      tr.children[0].textContent = job.filename;
-      tr.children[1].textContent = job.status;
-      tr.children[2].textContent = `${(100 * job.progress).toFixed(0)}%`;
+      tr.innerHTML = '<td><span></span><small class="muted"></small></td><td></td><td></td><td></td>';
+      tr.children[0].children[0].textContent = job.filename;
+      tr.children[0].children[1].textContent = when(job.created);
+      const running = job.status === "queued" || job.status === "running";
+      tr.children[1].textContent = running ? `${job.status} ${(100 * job.progress).toFixed(0)}%` : job.status;
+      tr.children[2].textContent = job.processing_s === null ? "" : spoken(job.processing_s);
       if (job.status === "done") {
         const view = document.createElement("button");
         view.className = "secondary"; view.textContent = "Show";
@@ -116,13 +122,34 @@
       del.className = "secondary"; del.textContent = "Delete";
       del.setAttribute("aria-label", `Delete job ${job.filename}`);
       del.addEventListener("click", async () => {
+        // Deleting cannot be undone (the results go with it), and the button sits beside "Show".
+        const what = running ? "Cancel and delete" : "Delete";
+        if (!confirm(`${what} the job for “${job.filename}” and its results?`)) return;
         await fetch(`/api/v1/jobs/${job.job_id}${q}`, { method: "DELETE" });
+        if (job.job_id === shownId) {  // its result is gone with it: stop showing it
+          shownId = null;
+          player.removeAttribute("src"); player.load();
+          document.getElementById("result").hidden = true;
+        }
         refreshJobs();
       });
       tr.children[3].appendChild(del);
       body.appendChild(tr);
     }
     if (data.jobs.some(j => j.status === "queued" || j.status === "running")) setTimeout(refreshJobs, 2000);
+  }
+
+  // "12/2/2026, 5:01 AM" in the reader's own locale and time zone.
+  function when(unixSeconds) {
+    return new Date(unixSeconds * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  }
+
+  // "4.2 s", "3 min 05 s", "1 h 02 min": precise for short jobs, readable for long ones.
+  function spoken(seconds) {
+    if (seconds < 60) return `${seconds.toFixed(1)} s`;
+    const s = Math.round(seconds), m = Math.floor(s / 60);
+    if (m < 60) return `${m} min ${String(s % 60).padStart(2, "0")} s`;
+    return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
   }
 
   bindFilePicker(drop, input, upload);
