@@ -15,7 +15,8 @@ function faceCard(title, face) {
   const card = document.createElement("div");
   card.className = "face";
   const h = document.createElement("h3");
-  const verdict = `${face.emotion} ${(100 * face.confidence).toFixed(0)}%`;
+  // a video track's card gives the share of time (face.verdict), not one frame's confidence
+  const verdict = face.verdict || `${face.emotion} ${(100 * face.confidence).toFixed(0)}%`;
   // Under one half the label is more likely wrong than right: say so rather than assert it.
   h.textContent = face.uncertain ? `${title}: uncertain (maybe ${verdict})` : `${title}: ${verdict}`;
   if (face.uncertain) card.classList.add("uncertain");

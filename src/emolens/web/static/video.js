@@ -63,7 +63,8 @@
     if (cuts) summary.insertAdjacentHTML("beforeend", `<p class="muted">${cuts + 1} shots: a face gets a new number after each cut.</p>`);
     for (const [tid, tr] of tracks.filter(([, tr]) => !tr.short)) {
       summary.appendChild(faceCard(`Face #${tid} (${tr.frames} frames, ${tr.start.toFixed(1)}–${tr.end.toFixed(1)} s)`,
-        { emotion: tr.dominant_emotion, confidence: tr.share[tr.dominant_emotion], scores: tr.share }));
+        { emotion: tr.dominant_emotion, confidence: tr.share[tr.dominant_emotion], scores: tr.share,
+          verdict: `${tr.dominant_emotion} ${(100 * tr.share[tr.dominant_emotion]).toFixed(0)}% of the time` }));
     }
     // Faces seen for a moment (a passer-by, a shot's last frames) are listed, not summarised.
     const brief = tracks.filter(([, tr]) => tr.short);
