@@ -187,7 +187,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         _init_from_onnx(model, cfg.init, train_split)
     model = model.to(device)
     if fast:
-        model = model.to(memory_format=torch.channels_last)
+        # torch's overloads of Module.to omit memory_format=, which it documents and accepts
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
     optimizer = _make_optimizer(cfg, model)
     plateau = (
