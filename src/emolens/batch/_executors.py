@@ -13,7 +13,7 @@ import multiprocessing
 import queue
 import shutil
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -49,10 +49,11 @@ def run_pool(
     frames: multiprocessing.Queue = ctx.Queue()
     pending = list(reversed(tasks))
     retries = Retries(settings)
-    options = {"mp_context": ctx, "initializer": _init_worker, "initargs": (settings, frames)}
     while pending:
-        with ProcessPoolExecutor(workers, **options) as pool:
-            running: dict = {}
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(settings, frames)
+        ) as pool:
+            running: dict[Future[FileOutcome], Task] = {}
             try:
                 while pending or running:
                     while pending and len(running) < workers:
