@@ -33,7 +33,9 @@ def run_serial(
     tasks: list[Task], settings: BatchSettings, on_frames: Callable[[int], None] | None = None
 ) -> Iterator[tuple[InputFile, Path, FileOutcome]]:
     """One file after another in this process, with one recognizer."""
-    recognizer = build_recognizer(settings) if tasks else None
+    if not tasks:
+        return
+    recognizer = build_recognizer(settings)
     for item, workdir in tasks:
         yield item, workdir, analyze_file(item, settings, recognizer, workdir, on_frames=on_frames)
 
@@ -46,7 +48,7 @@ def run_pool(
 ) -> Iterator[tuple[InputFile, Path, FileOutcome]]:
     """The files on ``workers`` processes (spawned: no fork of a driver holding ONNX Runtime threads)."""
     ctx = multiprocessing.get_context("spawn")
-    frames: multiprocessing.Queue = ctx.Queue()
+    frames: multiprocessing.Queue[int] = ctx.Queue()
     pending = list(reversed(tasks))
     retries = Retries(settings)
     while pending:
@@ -109,7 +111,7 @@ class Retries:
         )
 
 
-def _drain(frames, on_frames) -> None:
+def _drain(frames: multiprocessing.Queue[int], on_frames: Callable[[int], None] | None) -> None:
     while True:
         try:
             n = frames.get_nowait()
@@ -119,7 +121,7 @@ def _drain(frames, on_frames) -> None:
             on_frames(n)
 
 
-def _init_worker(settings: BatchSettings, frames) -> None:
+def _init_worker(settings: BatchSettings, frames: multiprocessing.Queue[int]) -> None:
     import os
     import signal
 

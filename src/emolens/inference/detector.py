@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import cv2
 import cv2.data
@@ -53,7 +53,7 @@ class FaceDetector(Protocol):
 class _PerFrame:
     """A user's detector with only ``detect(frame)``: ``detect_many`` as a loop, no framing unless it has one."""
 
-    def __init__(self, detector):
+    def __init__(self, detector: Any) -> None:
         self._detector = detector
         self.framing = getattr(detector, "framing", None)
 
@@ -64,18 +64,16 @@ class _PerFrame:
         return [self.detect(f) for f in frames]
 
 
-def as_face_detector(detector) -> FaceDetector:
+def as_face_detector(detector: object) -> FaceDetector:
     """``detector`` as a full :class:`FaceDetector`: emolens's own as they are, any other object
     with ``detect(frame) -> (boxes, scores)`` wrapped once, here, where it enters the library."""
     if isinstance(detector, (HaarFaceDetector, RetinaFaceDetector)):
         return detector
     if not callable(getattr(detector, "detect", None)):
         raise TypeError(f"a face detector needs a detect(frame) method; got {type(detector).__name__}")
-    return (
-        detector
-        if callable(getattr(detector, "detect_many", None)) and hasattr(detector, "framing")
-        else _PerFrame(detector)
-    )
+    if callable(getattr(detector, "detect_many", None)) and hasattr(detector, "framing"):
+        return cast(FaceDetector, detector)  # it has all FaceDetector asks for
+    return _PerFrame(detector)
 
 
 # A frame whose mean gray level is under this is dim: detectors equalise its contrast first.
@@ -279,7 +277,7 @@ class RetinaFaceDetector:
 DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 
-def create_detector(name: str = "retinaface", **kwargs) -> FaceDetector:
+def create_detector(name: str = "retinaface", **kwargs: Any) -> FaceDetector:
     """A detector by name (RetinaFace by default, as everywhere else), with its options."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")

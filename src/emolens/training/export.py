@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -182,7 +183,7 @@ def export_onnx(
     return metadata
 
 
-def _parity(wrapped: nn.Module, onnx_path: Path, ort) -> float:
+def _parity(wrapped: nn.Module, onnx_path: Path, ort: ModuleType) -> float:
     gen = torch.Generator().manual_seed(0)
     inputs = [
         torch.rand(1, 1, INPUT_SIZE, INPUT_SIZE, generator=gen) * 255,

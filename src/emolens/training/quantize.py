@@ -181,10 +181,10 @@ def quantize_int8(
     batches = [calibration_faces[i : i + 64] for i in range(0, len(calibration_faces), 64)]
 
     class Faces(CalibrationDataReader):
-        def __init__(self):
+        def __init__(self) -> None:
             self._batches = iter(batches)
 
-        def get_next(self):
+        def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._batches, None)
             return None if batch is None else {input_name: batch.astype(np.float32)[:, None]}
 

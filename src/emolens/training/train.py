@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,7 +97,7 @@ def predict_logits(
     return torch.cat(out).numpy()
 
 
-def evaluate_model(model: nn.Module, split: FerSplit, **kwargs) -> dict:
+def evaluate_model(model: nn.Module, split: FerSplit, **kwargs: Any) -> dict:
     return _report(predict_logits(model, split.images, **kwargs), split.labels)
 
 
