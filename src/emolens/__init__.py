@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from emolens.errors import DatasetError as DatasetError
 from emolens.errors import EmolensError as EmolensError
 from emolens.errors import ExportError as ExportError
@@ -10,6 +12,14 @@ from emolens.errors import ModelLoadError as ModelLoadError
 from emolens.labels import EMOTIONS as EMOTIONS
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers (nothing is imported at run time)
+    from emolens.inference.annotate import draw_results as draw_results
+    from emolens.inference.classifier import EmotionClassifier as EmotionClassifier
+    from emolens.inference.recognizer import EmotionRecognizer as EmotionRecognizer
+    from emolens.inference.video import process_video as process_video
+    from emolens.results import FaceBox as FaceBox
+    from emolens.results import FaceResult as FaceResult
 
 # Inference names load on first use, so `import emolens.labels` (training) stays light.
 _LAZY = {
@@ -22,7 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

@@ -32,7 +32,7 @@ _MACOS_FEATURES = {
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    name, flags = "", set()
+    name, flags = "", set[str]()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

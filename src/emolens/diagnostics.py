@@ -14,10 +14,14 @@ import platform
 import time
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emolens._machine import cpu_features, cpu_name, int8_is_exact_natively, usable_cores
+
+if TYPE_CHECKING:
+    from emolens.inference.classifier import EmotionClassifier
 
 # Rounding alone moves the shipped model's probabilities by under 0.006 on all of PublicTest
 # (reference path against this CPU's kernels); saturating kernels moved them by up to 0.75.
@@ -45,7 +49,7 @@ def self_check_faces() -> np.ndarray:
         return np.load(f)["faces"]
 
 
-def self_check(classifier=None) -> SelfCheck:
+def self_check(classifier: EmotionClassifier | None = None) -> SelfCheck:
     """Classify the shipped faces with ``classifier`` (default: every shipped model) and on the reference path."""
     from emolens.inference.classifier import EmotionClassifier
     from emolens.shipped import SHIPPED_MODELS, shipped_model_path

@@ -13,7 +13,7 @@ import multiprocessing
 import queue
 import shutil
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -33,7 +33,9 @@ def run_serial(
     tasks: list[Task], settings: BatchSettings, on_frames: Callable[[int], None] | None = None
 ) -> Iterator[tuple[InputFile, Path, FileOutcome]]:
     """One file after another in this process, with one recognizer."""
-    recognizer = build_recognizer(settings) if tasks else None
+    if not tasks:
+        return
+    recognizer = build_recognizer(settings)
     for item, workdir in tasks:
         yield item, workdir, analyze_file(item, settings, recognizer, workdir, on_frames=on_frames)
 
@@ -46,13 +48,14 @@ def run_pool(
 ) -> Iterator[tuple[InputFile, Path, FileOutcome]]:
     """The files on ``workers`` processes (spawned: no fork of a driver holding ONNX Runtime threads)."""
     ctx = multiprocessing.get_context("spawn")
-    frames: multiprocessing.Queue = ctx.Queue()
+    frames: multiprocessing.Queue[int] = ctx.Queue()
     pending = list(reversed(tasks))
     retries = Retries(settings)
-    options = {"mp_context": ctx, "initializer": _init_worker, "initargs": (settings, frames)}
     while pending:
-        with ProcessPoolExecutor(workers, **options) as pool:
-            running: dict = {}
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(settings, frames)
+        ) as pool:
+            running: dict[Future[FileOutcome], Task] = {}
             try:
                 while pending or running:
                     while pending and len(running) < workers:
@@ -108,7 +111,7 @@ class Retries:
         )
 
 
-def _drain(frames, on_frames) -> None:
+def _drain(frames: multiprocessing.Queue[int], on_frames: Callable[[int], None] | None) -> None:
     while True:
         try:
             n = frames.get_nowait()
@@ -118,7 +121,7 @@ def _drain(frames, on_frames) -> None:
             on_frames(n)
 
 
-def _init_worker(settings: BatchSettings, frames) -> None:
+def _init_worker(settings: BatchSettings, frames: multiprocessing.Queue[int]) -> None:
     import os
     import signal
 

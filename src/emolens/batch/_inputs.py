@@ -104,7 +104,7 @@ def _read_list(path: Path) -> list[InputFile]:
 
 
 def _walk(folder: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         files.extend(Path(root) / n for n in names if not n.startswith("."))

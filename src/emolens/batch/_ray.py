@@ -11,6 +11,8 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from emolens.batch._executors import Retries, Task
 from emolens.batch._inputs import InputFile
@@ -18,7 +20,7 @@ from emolens.batch._ledger import FileOutcome
 from emolens.batch._worker import BatchSettings, analyze_file, build_recognizer
 
 
-def require_ray():
+def require_ray() -> ModuleType:
     try:
         import ray
     except ModuleNotFoundError as exc:
@@ -70,7 +72,8 @@ def run_ray(
         count = min(workers or max(1, int(ray.cluster_resources().get("CPU", 1))), len(tasks))
         actor_class = ray.remote(num_cpus=1)(_Analyzer)
         actors.extend(actor_class.remote(settings) for _ in range(count))
-        idle, running, pending = list(actors), {}, list(reversed(tasks))
+        idle, pending = list(actors), list(reversed(tasks))
+        running: dict[Any, tuple[Any, InputFile, Path]] = {}  # Ray's object ref -> its actor, file, folder
         retries = Retries(settings)
         while pending or running:
             while pending and idle:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emolens._machine import usable_cores
 from emolens.batch._inputs import InputFile, expand_inputs
@@ -15,6 +16,9 @@ from emolens.batch._ledger import ROWS, FileOutcome, Ledger, file_key
 from emolens.batch._tables import combine, files_csv, require_pyarrow, write_text
 from emolens.batch._worker import BatchSettings
 from emolens.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ class BatchReport:
     def faces(self) -> int:
         return sum(f.faces for f in self.files if f.status == "ok")
 
-    def faces_table(self):
+    def faces_table(self) -> pa.Table:
         """The combined faces table (``OUT/faces.parquet``) as a pyarrow Table; ``.to_pandas()`` for pandas."""
         return load_faces(self.out)
 
@@ -59,7 +63,7 @@ class BatchReport:
         )
 
 
-def load_faces(out: str | os.PathLike):
+def load_faces(out: str | os.PathLike) -> pa.Table:
     """``OUT/faces.parquet`` of a finished batch as a pyarrow Table (one row per face per frame)."""
     import pyarrow.parquet as pq
 
@@ -159,7 +163,14 @@ def _tables_current(out: Path, summary: str, outcomes: list[FileOutcome]) -> boo
     return same and (out / "faces.parquet").is_file() and (out / "faces.csv").is_file()
 
 
-def _execute(todo, ledger: Ledger, settings: BatchSettings, workers, ray, progress: bool):
+def _execute(
+    todo: list[InputFile],
+    ledger: Ledger,
+    settings: BatchSettings,
+    workers: int | None,
+    ray: str | bool | None,
+    progress: bool,
+) -> Iterator[FileOutcome]:
     """Run the files on the chosen executor, commit each one, and yield its outcome."""
     from tqdm import tqdm
 

@@ -9,9 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from emolens.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FACE_COLUMNS = (
     "source",
@@ -32,7 +38,7 @@ FACE_COLUMNS = (
 FILE_COLUMNS = ("source", "kind", "status", "error", "faces", "tracks", "frames", "seconds", "output")
 
 
-def require_pyarrow():
+def require_pyarrow() -> ModuleType:
     """pyarrow, or an error that says which extra installs it."""
     try:
         import pyarrow
@@ -43,7 +49,7 @@ def require_pyarrow():
     return pyarrow
 
 
-def schema():
+def schema() -> pa.Schema:
     """The Arrow schema of the faces table (time and track_id are null for images)."""
     pa = require_pyarrow()
     types = {"source": pa.string(), "kind": pa.string(), "time": pa.float64(), "detection_score": pa.float64()}
@@ -118,7 +124,7 @@ def write_text(text: str, path: Path) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text))
 
 
-def _atomic(path: Path, write) -> None:
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.partial")
     try:
         write(tmp)

@@ -12,11 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emolens.batch._inputs import InputFile
 from emolens.batch._ledger import ROWS, FileOutcome, file_key
 from emolens.batch._tables import face_rows, write_rows
 from emolens.errors import EmolensError
+
+if TYPE_CHECKING:
+    from emolens.inference.recognizer import EmotionRecognizer
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class BatchSettings:
         return out
 
 
-def build_recognizer(settings: BatchSettings):
+def build_recognizer(settings: BatchSettings) -> EmotionRecognizer:
     """The recognizer a worker keeps for all its files (one model load per worker)."""
     from emolens.inference.detector import create_detector
     from emolens.inference.recognizer import EmotionRecognizer
@@ -79,7 +83,7 @@ def build_recognizer(settings: BatchSettings):
 def analyze_file(
     item: InputFile,
     settings: BatchSettings,
-    recognizer,
+    recognizer: EmotionRecognizer,
     workdir: Path,
     *,
     on_frames: Callable[[int], None] | None = None,
@@ -112,7 +116,13 @@ def analyze_file(
     return outcome
 
 
-def _analyze_image(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int, int]:
+def _analyze_image(
+    item: InputFile,
+    settings: BatchSettings,
+    recognizer: EmotionRecognizer,
+    workdir: Path,
+    on_frames: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
     import cv2
 
     from emolens.inference.annotate import draw_results
@@ -131,7 +141,13 @@ def _analyze_image(item, settings, recognizer, workdir: Path, on_frames) -> tupl
     return len(faces), 0, 1
 
 
-def _analyze_video(item, settings, recognizer, workdir: Path, on_frames) -> tuple[int, int, int]:
+def _analyze_video(
+    item: InputFile,
+    settings: BatchSettings,
+    recognizer: EmotionRecognizer,
+    workdir: Path,
+    on_frames: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
     from emolens.inference.video import process_video
 
     reported = decoded = 0

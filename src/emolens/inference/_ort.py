@@ -10,11 +10,17 @@ between CPUs, a model checked only against itself can be wrong on another CPU.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emolens.errors import ModelLoadError
 
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession, SessionOptions
 
-def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | None = None, spinning: bool = True):
+
+def cpu_session(
+    path: str | Path, *, threads: int = 0, providers: list[str] | None = None, spinning: bool = True
+) -> InferenceSession:
     """A session whose threads spin only while one of its runs is under way, with exact int8.
 
     A run of the detector or the classifier is dozens of small parallel steps: with threads
@@ -47,7 +53,7 @@ def cpu_session(path: str | Path, *, threads: int = 0, providers: list[str] | No
     return _session(path, options, providers)
 
 
-def reference_session(path: str | Path, *, threads: int = 0):
+def reference_session(path: str | Path, *, threads: int = 0) -> InferenceSession:
     """ONNX Runtime's reference path: no graph optimisation, so no fused integer kernels.
 
     Each QuantizeLinear/DequantizeLinear pair runs as rounding in float and each Conv in
@@ -63,13 +69,13 @@ def reference_session(path: str | Path, *, threads: int = 0):
     return _session(path, options, None)
 
 
-def _options():
+def _options() -> SessionOptions:
     import onnxruntime as ort
 
     return ort.SessionOptions()
 
 
-def _session(path: str | Path, options, providers: list[str] | None):
+def _session(path: str | Path, options: SessionOptions, providers: list[str] | None) -> InferenceSession:
     import onnxruntime as ort
 
     try:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import cv2
+import cv2.data
 import numpy as np
 
 from emolens.errors import ModelLoadError
@@ -41,7 +42,8 @@ class FaceDetector(Protocol):
     ``detect`` is adapted by :func:`as_face_detector`.
     """
 
-    framing: Framing | None
+    @property
+    def framing(self) -> Framing | None: ...
 
     def detect(self, frame: np.ndarray) -> Detections: ...
 
@@ -51,7 +53,7 @@ class FaceDetector(Protocol):
 class _PerFrame:
     """A user's detector with only ``detect(frame)``: ``detect_many`` as a loop, no framing unless it has one."""
 
-    def __init__(self, detector):
+    def __init__(self, detector: Any) -> None:
         self._detector = detector
         self.framing = getattr(detector, "framing", None)
 
@@ -62,18 +64,16 @@ class _PerFrame:
         return [self.detect(f) for f in frames]
 
 
-def as_face_detector(detector) -> FaceDetector:
+def as_face_detector(detector: object) -> FaceDetector:
     """``detector`` as a full :class:`FaceDetector`: emolens's own as they are, any other object
     with ``detect(frame) -> (boxes, scores)`` wrapped once, here, where it enters the library."""
     if isinstance(detector, (HaarFaceDetector, RetinaFaceDetector)):
         return detector
     if not callable(getattr(detector, "detect", None)):
         raise TypeError(f"a face detector needs a detect(frame) method; got {type(detector).__name__}")
-    return (
-        detector
-        if callable(getattr(detector, "detect_many", None)) and hasattr(detector, "framing")
-        else _PerFrame(detector)
-    )
+    if callable(getattr(detector, "detect_many", None)) and hasattr(detector, "framing"):
+        return cast(FaceDetector, detector)  # it has all FaceDetector asks for
+    return _PerFrame(detector)
 
 
 # A frame whose mean gray level is under this is dim: detectors equalise its contrast first.
@@ -225,7 +225,9 @@ class RetinaFaceDetector:
             lab[:, :, 0] = brighten_if_dark(lab[:, :, 0])
             small = cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
         # blobFromImage: NCHW float minus the mean in one pass (0.5 ms at 640x480; numpy took ~2.5)
-        blob = cv2.dnn.blobFromImage(np.ascontiguousarray(small), 1.0, None, self._MEAN_BGR.tolist(), False, False)
+        blob = cv2.dnn.blobFromImage(
+            np.ascontiguousarray(small), 1.0, size=(0, 0), mean=self._MEAN_BGR.tolist(), swapRB=False, crop=False
+        )  # size (0, 0): the image's own
         return blob, scale
 
     def detect(self, frame: np.ndarray) -> Detections:
@@ -275,7 +277,7 @@ class RetinaFaceDetector:
 DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 
-def create_detector(name: str = "retinaface", **kwargs) -> FaceDetector:
+def create_detector(name: str = "retinaface", **kwargs: Any) -> FaceDetector:
     """A detector by name (RetinaFace by default, as everywhere else), with its options."""
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")

@@ -13,12 +13,18 @@ from emolens.preprocess import check_frame, crop_face
 from emolens.results import FaceBox, FaceResult
 
 
-def _score(scores, i: int) -> float | None:
+def _score(scores: np.ndarray | None, i: int) -> float | None:
     """The detector's score of face ``i`` (RetinaFace: a probability; Haar: a cascade weight);
     None for a user's detector that gives none."""
     if scores is None or len(scores) <= i:
         return None
     return float(scores[i])
+
+
+def _xyxy(box: np.ndarray) -> tuple[int, int, int, int]:
+    """A detector's box as plain ints."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return x1, y1, x2, y2
 
 
 class EmotionRecognizer:
@@ -62,12 +68,12 @@ class EmotionRecognizer:
 
     def _recognize(self, frame: np.ndarray, detector: FaceDetector | StreamDetector) -> list[FaceResult]:
         check_frame(frame)
-        boxes, scores = detector.detect(frame)
-        if len(boxes) == 0:
+        detected_boxes, detected_scores = detector.detect(frame)
+        if len(detected_boxes) == 0:
             return []
-        largest_first = np.argsort([-(b[2] - b[0]) * (b[3] - b[1]) for b in boxes], kind="stable")
-        boxes = [tuple(int(v) for v in boxes[i]) for i in largest_first]
-        scores = [_score(scores, i) for i in largest_first]
+        largest_first = np.argsort([-(b[2] - b[0]) * (b[3] - b[1]) for b in detected_boxes], kind="stable")
+        boxes = [_xyxy(detected_boxes[i]) for i in largest_first]
+        scores = [_score(detected_scores, i) for i in largest_first]
         crops = np.stack([crop_face(frame, box, self.margin, framing=detector.framing) for box in boxes])
         probabilities = self.classifier.classify(crops)
         return [

@@ -15,6 +15,7 @@ import numpy as np
 
 from emolens.inference.detector import Detections, FaceDetector, as_face_detector, merge_overlapping
 from emolens.inference.tracker import iou
+from emolens.preprocess import Framing
 
 
 class StreamDetector:
@@ -38,7 +39,7 @@ class StreamDetector:
         self._since_full = 0
 
     @property
-    def framing(self):
+    def framing(self) -> Framing | None:
         """The wrapped detector's boxes, so its crop."""
         return self.detector.framing
 
@@ -64,9 +65,12 @@ class StreamDetector:
 
     def _near_known_faces(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Each known face found again in its square (boxes, scores), or None if any is lost."""
-        squares = [self._square(frame, box) for box in self._boxes]
-        if any(square is None for square in squares):
-            return None
+        squares = []
+        for box in self._boxes:
+            square = self._square(frame, box)
+            if square is None:
+                return None
+            squares.append(square)
         detected = self.detector.detect_many([crop for crop, _ in squares])  # RetinaFace: in one run
         found = [self._nearest(d, box, where) for d, (_, where), box in zip(detected, squares, self._boxes)]
         if any(len(boxes) == 0 for boxes, _ in found):

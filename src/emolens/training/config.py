@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emolens.training.augment import ROBUST, AugmentConfig
 
@@ -65,10 +66,11 @@ class TrainConfig:
         values = dict(values)
         values.pop("precision", None)  # what a run used (see save), not a setting
         if isinstance(values.get("augment_config"), dict):
-            aug = values["augment_config"]
-            values["augment_config"] = AugmentConfig(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
-            )
+            # YAML has no tuples: the ranges come back as lists
+            options: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in values["augment_config"].items()
+            }
+            values["augment_config"] = AugmentConfig(**options)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:

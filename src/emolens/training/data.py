@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,7 +199,7 @@ def _read_zip(path: Path, split: str) -> FerSplit:
             raise DatasetError(f"{path}: corrupt zip member ({exc})") from exc
 
 
-def _reader(archive: zipfile.ZipFile, name: str):
+def _reader(archive: zipfile.ZipFile, name: str) -> Callable[[], bytes]:
     return lambda: archive.read(name)
 
 

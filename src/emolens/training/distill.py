@@ -16,6 +16,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,7 +83,9 @@ def make_teacher_targets(
     return TeacherTargets(out, probs)
 
 
-def cached_teacher_targets(cache: Path, teacher: str | os.PathLike, images: np.ndarray, **kwargs) -> TeacherTargets:
+def cached_teacher_targets(
+    cache: Path, teacher: str | os.PathLike, images: np.ndarray, **kwargs: Any
+) -> TeacherTargets:
     """:func:`make_teacher_targets`, kept in ``cache`` (an .npz) so a resumed run does not score again."""
     key = _cache_key(teacher, images, **kwargs)
     if cache.exists():
@@ -98,7 +101,7 @@ def cached_teacher_targets(cache: Path, teacher: str | os.PathLike, images: np.n
     return targets
 
 
-def _cache_key(teacher: str | os.PathLike, images: np.ndarray, **kwargs) -> str:
+def _cache_key(teacher: str | os.PathLike, images: np.ndarray, **kwargs: Any) -> str:
     digest = hashlib.sha256()
     digest.update(Path(teacher).read_bytes())
     digest.update(images.tobytes())

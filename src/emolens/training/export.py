@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import subprocess
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -62,7 +64,7 @@ class _Probabilities(nn.Module):
         return torch.softmax(logits, dim=1)
 
 
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Rebuild the model stored in a training checkpoint (``best.pt`` or ``last.pt``)."""
     path = Path(path)
     if not path.exists():
@@ -124,8 +126,11 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tta = {True: "flip", False: "none"}.get(tta, tta)
-    wrapped = _Probabilities(model.float().eval().to(memory_format=torch.contiguous_format), tta).eval()
+    if isinstance(tta, bool):
+        tta = "flip" if tta else "none"
+    # torch's overloads of Module.to omit memory_format=, which it documents and accepts
+    plain = model.float().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    wrapped = _Probabilities(plain, tta).eval()
     example = torch.rand(2, 1, INPUT_SIZE, INPUT_SIZE) * 255
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():
@@ -178,7 +183,7 @@ def export_onnx(
     return metadata
 
 
-def _parity(wrapped: nn.Module, onnx_path: Path, ort) -> float:
+def _parity(wrapped: nn.Module, onnx_path: Path, ort: ModuleType) -> float:
     gen = torch.Generator().manual_seed(0)
     inputs = [
         torch.rand(1, 1, INPUT_SIZE, INPUT_SIZE, generator=gen) * 255,

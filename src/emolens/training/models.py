@@ -9,6 +9,7 @@ low-light failures) and keeps preprocessing out of callers' hands.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -190,34 +191,34 @@ class SepFace48(nn.Module):
         return self.head(self.features(x))
 
 
-def sepface48(num_classes: int = 7, **kwargs) -> nn.Module:
+def sepface48(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """The compact model: 17.7M multiply-adds per face, an eighth of vggface48's."""
     return SepFace48(num_classes=num_classes, **kwargs)
 
 
-def seed2020(num_classes: int = 7, **kwargs) -> nn.Module:
+def seed2020(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     return Seed2020(num_classes=num_classes, **kwargs)
 
 
-def vggface48(num_classes: int = 7, **kwargs) -> nn.Module:
+def vggface48(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     return VggFace48(num_classes=num_classes, **kwargs)
 
 
-def vggface48_res(num_classes: int = 7, **kwargs) -> nn.Module:
+def vggface48_res(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """vggface48 with its 12x12 and 6x6 stages' last two convolutions as residual blocks."""
     return VggFace48(num_classes=num_classes, residual=True, **kwargs)
 
 
-def vggface48_mid(num_classes: int = 7, **kwargs) -> nn.Module:
+def vggface48_mid(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """1.25x the default's channels (~1.5x its multiply-adds); tried for the shipped model, see its card."""
     return VggFace48(num_classes=num_classes, widths=(40, 80, 160, 320), **kwargs)
 
 
-def vggface48_wide(num_classes: int = 7, **kwargs) -> nn.Module:
+def vggface48_wide(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     return VggFace48(num_classes=num_classes, widths=(48, 96, 192, 384), **kwargs)
 
 
-def vggface48_slim(num_classes: int = 7, **kwargs) -> nn.Module:
+def vggface48_slim(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """Half the default's channels and one convolution fewer in the last two stages: 24.5M
     multiply-adds per view, under the compact budget of 25M. Plain 3x3 convolutions rather than
     sepface48's depthwise units, which at 48x48 are memory-bound: with random weights in int8
@@ -226,7 +227,7 @@ def vggface48_slim(num_classes: int = 7, **kwargs) -> nn.Module:
     return VggFace48(num_classes=num_classes, widths=(16, 32, 64, 128), depths=(1, 2, 2, 2), **kwargs)
 
 
-def vggface48_tiny(num_classes: int = 7, **kwargs) -> nn.Module:
+def vggface48_tiny(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """A few thousand parameters: for tests and smoke runs, not for use."""
     return VggFace48(num_classes=num_classes, widths=(4, 8, 8, 16), depths=(1, 1, 1, 1), hidden=16, **kwargs)
 
@@ -248,7 +249,7 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def create_model(name: str, num_classes: int = 7, **kwargs) -> nn.Module:
+def create_model(name: str, num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     Raises:
@@ -275,12 +276,12 @@ def count_multiply_adds(model: nn.Module, input_size: int = 48) -> int:
     """
     total = 0
 
-    def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+    def conv_hook(module: nn.Conv2d, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal total
         kh, kw = module.kernel_size
         total += output[0].numel() * kh * kw * module.in_channels // module.groups
 
-    def linear_hook(module: nn.Linear, _inputs, output: torch.Tensor) -> None:
+    def linear_hook(module: nn.Linear, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal total
         total += module.in_features * module.out_features
 

@@ -43,7 +43,7 @@ def load_onnx_weights(model: nn.Module, path: str | os.PathLike, faces: np.ndarr
     graph = float_graph(proto).graph
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
 
-    def params(node) -> list[torch.Tensor]:
+    def params(node: onnx.NodeProto) -> list[torch.Tensor]:
         return [torch.from_numpy(values[name].copy()) for name in node.input[1:] if name in values]
 
     convs = [params(n) for n in graph.node if n.op_type == "Conv"]
@@ -58,31 +58,40 @@ def load_onnx_weights(model: nn.Module, path: str | os.PathLike, faces: np.ndarr
             f"{path}: {len(convs)} convolutions, {len(gemms)} linear and {len(norms)} batch-norm layers, but the"
             f" network has {len(conv_layers)}, {len(linears)} and {len(norms_1d)}: not the same architecture"
         )
-    folded_bias = {}
+    folded_bias: dict[nn.Conv2d, torch.Tensor] = {}
     with torch.no_grad():
-        for layer, (weight, *bias) in zip(conv_layers, convs):
-            if layer.weight.shape != weight.shape:
+        for conv, (conv_weight, *conv_bias) in zip(conv_layers, convs):
+            if conv.weight.shape != conv_weight.shape:
                 raise ExportError(
-                    f"{path}: a convolution of shape {tuple(weight.shape)}, the network's is"
-                    f" {tuple(layer.weight.shape)}"
+                    f"{path}: a convolution of shape {tuple(conv_weight.shape)}, the network's is"
+                    f" {tuple(conv.weight.shape)}"
                 )
-            layer.weight.copy_(weight)
-            folded_bias[layer] = bias[0] if bias else torch.zeros(weight.shape[0])
-        for layer, (weight, bias) in zip(linears, gemms):
-            layer.weight.copy_(weight)
-            layer.bias.copy_(bias)
-        for layer, (weight, bias, mean, var) in zip(norms_1d, norms):
-            layer.weight.copy_(weight)
-            layer.bias.copy_(bias)
-            layer.running_mean.copy_(mean)
-            layer.running_var.copy_(var)
+            conv.weight.copy_(conv_weight)
+            folded_bias[conv] = conv_bias[0] if conv_bias else torch.zeros(conv_weight.shape[0])
+        for linear, (weight, bias) in zip(linears, gemms):
+            linear.weight.copy_(weight)
+            linear.bias.copy_(bias)
+        for norm, (scale, shift, mean, var) in zip(norms_1d, norms):
+            running_mean, running_var = _running_stats(norm)
+            norm.weight.copy_(scale)
+            norm.bias.copy_(shift)
+            running_mean.copy_(mean)
+            running_var.copy_(var)
     _rebuild_batchnorms(model, folded_bias, faces)
+
+
+def _running_stats(norm: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """``norm``'s running mean and variance, which torch leaves None when it was built with
+    ``track_running_stats=False``."""
+    if norm.running_mean is None or norm.running_var is None:
+        raise ExportError(f"{norm} keeps no running statistics (track_running_stats=False); ONNX weights need them")
+    return norm.running_mean, norm.running_var
 
 
 def _rebuild_batchnorms(model: nn.Module, folded_bias: dict[nn.Conv2d, torch.Tensor], faces: np.ndarray) -> None:
     """Give each convolution's BatchNorm the convolution's output statistics, so it adds the folded bias only."""
-    follows = {}
-    previous = None
+    follows: dict[nn.BatchNorm2d, nn.Conv2d] = {}
+    previous: nn.Module | None = None
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d) and isinstance(previous, nn.Conv2d):
             follows[module] = previous
@@ -93,12 +102,13 @@ def _rebuild_batchnorms(model: nn.Module, folded_bias: dict[nn.Conv2d, torch.Ten
     for norm, conv in follows.items():  # identity plus the bias until measured
         norm.reset_parameters()
         norm.reset_running_stats()
-        norm.running_var.fill_(1 - norm.eps)
+        _, running_var = _running_stats(norm)
+        running_var.fill_(1 - norm.eps)
         norm.bias.data.copy_(folded_bias[conv])
     x = torch.from_numpy(faces).unsqueeze(1).float()
     model.eval()
     for norm in follows:  # in order: each layer's input is exact once the ones before it are set
-        captured = []
+        captured: list[torch.Tensor] = []
         hook = norm.register_forward_pre_hook(lambda _m, args, store=captured: store.append(args[0].detach()))
         with torch.no_grad():
             model(x)
@@ -106,7 +116,8 @@ def _rebuild_batchnorms(model: nn.Module, folded_bias: dict[nn.Conv2d, torch.Ten
         out = captured[0]
         mean, var = out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False)
         with torch.no_grad():
-            norm.running_mean.copy_(mean)
-            norm.running_var.copy_(var)
+            running_mean, running_var = _running_stats(norm)
+            running_mean.copy_(mean)
+            running_var.copy_(var)
             norm.weight.copy_(torch.sqrt(var + norm.eps))
             norm.bias.copy_(mean + norm.bias)

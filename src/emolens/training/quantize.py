@@ -26,12 +26,17 @@ import contextlib
 import io
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emolens._machine import describe_machine
 from emolens.errors import ExportError
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ _RELU_FOLDED_INTO = ("Conv", "Gemm", "MatMul", "BatchNormalization")
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
+def _quiet_root_logger() -> Iterator[None]:
     """ONNX Runtime's quantiser logs dozens of INFO/WARNING lines through the root logger (and prints some)."""
     root = logging.getLogger()
     level = root.level
@@ -55,7 +60,7 @@ def _quiet_root_logger():
         root.setLevel(level)
 
 
-def float_graph(model):
+def float_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     """The float model a QDQ model was quantised from, as an ONNX ``ModelProto`` (changed in place).
 
     Weights are dequantised (so they keep the int8 grid: the same weights, not the ones
@@ -70,7 +75,8 @@ def float_graph(model):
     initializers = {i.name: i for i in graph.initializer}
     producer = {out: node.op_type for node in graph.node for out in node.output}
     rename: dict[str, str] = {}
-    nodes, dequantised = [], []
+    nodes: list[onnx.NodeProto] = []
+    dequantised: list[onnx.TensorProto] = []
     for node in graph.node:
         if node.op_type == "DequantizeLinear" and node.input[0] in initializers:
             dequantised.append(numpy_helper.from_array(_dequantize(node, initializers), node.output[0]))
@@ -97,7 +103,7 @@ def float_graph(model):
     return model
 
 
-def int8_weight_range(model) -> tuple[int, int]:
+def int8_weight_range(model: onnx.ModelProto) -> tuple[int, int]:
     """The least and greatest int8 weight of a QDQ ``ModelProto``; (0, 0) for a float model.
 
     Within [-64, 64] no uint8 x int8 kernel of any CPU can saturate (module docstring).
@@ -110,12 +116,14 @@ def int8_weight_range(model) -> tuple[int, int]:
     return int(min(w.min() for w in weights)), int(max(w.max() for w in weights))
 
 
-def _dequantize(node, initializers) -> np.ndarray:
+def _dequantize(node: onnx.NodeProto, initializers: dict[str, onnx.TensorProto]) -> np.ndarray:
     from onnx import numpy_helper
 
     values, scale, zero_point = (
-        numpy_helper.to_array(initializers[name]).astype(np.float32) if name in initializers else np.float32(0)
-        for name in (list(node.input) + [""])[:3]
+        numpy_helper.to_array(initializers[name]).astype(np.float32)
+        if name in initializers
+        else np.zeros((), np.float32)
+        for name in (list(node.input) + [""])[:3]  # an absent zero point (optional) is 0
     )
     axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
     if scale.ndim == 1 and values.ndim > 1:  # per channel
@@ -173,10 +181,10 @@ def quantize_int8(
     batches = [calibration_faces[i : i + 64] for i in range(0, len(calibration_faces), 64)]
 
     class Faces(CalibrationDataReader):
-        def __init__(self):
+        def __init__(self) -> None:
             self._batches = iter(batches)
 
-        def get_next(self):
+        def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._batches, None)
             return None if batch is None else {input_name: batch.astype(np.float32)[:, None]}
 

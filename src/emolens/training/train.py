@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,7 +97,7 @@ def predict_logits(
     return torch.cat(out).numpy()
 
 
-def evaluate_model(model: nn.Module, split: FerSplit, **kwargs) -> dict:
+def evaluate_model(model: nn.Module, split: FerSplit, **kwargs: Any) -> dict:
     return _report(predict_logits(model, split.images, **kwargs), split.labels)
 
 
@@ -187,7 +188,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         _init_from_onnx(model, cfg.init, train_split)
     model = model.to(device)
     if fast:
-        model = model.to(memory_format=torch.channels_last)
+        # torch's overloads of Module.to omit memory_format=, which it documents and accepts
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
     optimizer = _make_optimizer(cfg, model)
     plateau = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +20,11 @@ def init_app(app: Flask) -> None:
     so that refusals are timed and logged too."""
 
     @app.before_request
-    def _start_clock():
+    def _start_clock() -> None:
         g.emolens_t0 = time.perf_counter()
 
     @app.after_request
-    def _log(response):
+    def _log(response: Response) -> Response:
         t0 = g.get("emolens_t0")
         ms = 1000 * (time.perf_counter() - t0) if t0 is not None else float("nan")
         logger.info("%s %s %s %.1f ms", request.method, request.path, response.status_code, ms)

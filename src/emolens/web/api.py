@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
 from emolens import __version__
 from emolens.labels import EMOTIONS
@@ -16,11 +17,14 @@ from emolens.web.extensions import choose_model, get_recognizer
 from emolens.web.jobs import OUTPUTS, get_jobs
 from emolens.web.uploads import file_field, read_image_upload, save_video_upload
 
+if TYPE_CHECKING:
+    from emolens.inference.classifier import EmotionClassifier
+
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/health")
-def health():
+def health() -> Response:
     """Status, the CPU and its features, the shipped models, and the served model's self-check."""
     from emolens.diagnostics import system_info
 
@@ -39,7 +43,7 @@ def health():
 
 
 @functools.cache
-def _self_check(model_path: str, classifier) -> dict:
+def _self_check(model_path: str, classifier: EmotionClassifier) -> dict:
     """Run once per served model (0.5 s): the kernels of a CPU do not change while it serves."""
     from emolens.diagnostics import self_check
 
@@ -47,7 +51,7 @@ def _self_check(model_path: str, classifier) -> dict:
 
 
 @bp.post("/images")
-def analyse_image():
+def analyse_image() -> Response:
     model = choose_model(request.form.get("model"), stream=False)
     frame = read_image_upload(file_field(request.files, "image"))
     faces = get_recognizer(model)(frame)
@@ -57,7 +61,7 @@ def analyse_image():
 
 
 @bp.post("/videos")
-def submit_video():
+def submit_video() -> tuple[Response, int, dict[str, str]]:
     upload = file_field(request.files, "video")
     jobs = get_jobs()
     path, _ = save_video_upload(upload, jobs.root / "uploads")
@@ -97,17 +101,17 @@ def _public(job: dict) -> dict:
 
 
 @bp.get("/jobs")
-def list_jobs():
+def list_jobs() -> Response:
     return jsonify({"jobs": [_public(j) for j in get_jobs().list()]})
 
 
 @bp.get("/jobs/<job_id>")
-def job_status(job_id: str):
+def job_status(job_id: str) -> Response:
     return jsonify(_public(_job_or_404(job_id)))
 
 
 @bp.get("/jobs/<job_id>/result")
-def job_result(job_id: str):
+def job_result(job_id: str) -> Response:
     job = _job_or_404(job_id)
     if job["status"] != "done":
         raise ApiError(409, "job_not_done", f"job is {job['status']}; results exist once it is done")
@@ -116,7 +120,7 @@ def job_result(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/files/<kind>")
-def job_file(job_id: str, kind: str):
+def job_file(job_id: str, kind: str) -> Response:
     job = _job_or_404(job_id)
     if kind not in OUTPUTS:
         raise ApiError(404, "file_not_found", f"unknown file {kind!r}; one of {', '.join(OUTPUTS)}")
@@ -129,14 +133,14 @@ def job_file(job_id: str, kind: str):
 
 
 @bp.delete("/jobs/<job_id>")
-def delete_job(job_id: str):
+def delete_job(job_id: str) -> tuple[str, int]:
     _job_or_404(job_id)
     get_jobs().delete(job_id)
     return "", 204
 
 
 @bp.get("/model")
-def model_card():
+def model_card() -> Response:
     """The card of a shipped model (``?name=compact``; default: the model images use)."""
     name = request.args.get("name") or current_app.config["IMAGE_MODEL"]
     card = model_card_of(name) if name in SHIPPED_MODELS else None
@@ -146,7 +150,7 @@ def model_card():
 
 
 @bp.get("/models")
-def models():
+def models() -> Response:
     """The shipped models, their cards' headline figures, and which one images and streams use."""
     config = current_app.config
     listed = [
@@ -159,7 +163,7 @@ def models():
 
 
 @bp.get("/openapi.json")
-def openapi():
+def openapi() -> Response:
     spec = load_spec()
     spec["info"]["version"] = __version__
     spec["servers"] = [{"url": request.host_url.rstrip("/") + "/api/v1"}]

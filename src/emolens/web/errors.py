@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
-def error_response(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str) -> tuple[str | Response, int]:
+    """The error as an HTML page for a browser opening a page, else as JSON."""
     if _wants_html():
         title = _TITLES.get(status, code.replace("_", " ").capitalize())
         page = render_template("error.html", page="error", emotions=(), status=status, title=title, message=message)
@@ -43,11 +44,11 @@ def _wants_html() -> bool:
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
+    def _api_error(exc: ApiError) -> tuple[str | Response, int]:
         return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
+    def _http_error(exc: HTTPException) -> tuple[str | Response, int]:
         code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(
             exc.code or 500, (exc.name or "error").lower().replace(" ", "_")
         )
@@ -58,6 +59,6 @@ def init_app(app: Flask) -> None:
         return error_response(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> tuple[str | Response, int]:
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "the server failed to handle this request; it has been logged")

@@ -20,12 +20,12 @@ def _model_choices(stream: bool) -> dict:
 
 
 @bp.get("/")
-def live():
+def live() -> str:
     return render_template("live.html", page="live", emotions=EMOTIONS, **_model_choices(stream=True))
 
 
 @bp.get("/video")
-def video():
+def video() -> str:
     config = current_app.config
     limits = (
         f"up to {config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MB, {config['MAX_VIDEO_SECONDS'] // 60} minutes"
@@ -35,12 +35,12 @@ def video():
 
 
 @bp.get("/image")
-def image():
+def image() -> str:
     return render_template("image.html", page="image", emotions=EMOTIONS, **_model_choices(stream=False))
 
 
 @bp.get("/model")
-def model():
+def model() -> str:
     cards = [(name, card) for name in SHIPPED_MODELS if (card := model_card(name))]
     config = current_app.config
     uses = {config["IMAGE_MODEL"]: "images", config["STREAM_MODEL"]: "videos and the live camera"}
@@ -50,7 +50,7 @@ def model():
 
 
 @bp.get("/api")
-def api_reference():
+def api_reference() -> str:
     """The API reference, walked from openapi.json at each request: it cannot fall behind it."""
     doc = reference(load_spec())
     doc["version"] = __version__
@@ -58,7 +58,7 @@ def api_reference():
 
 
 @bp.get("/model/<name>/<figure>.png")
-def model_figure(name: str, figure: str):
+def model_figure(name: str, figure: str) -> Response:
     if name not in SHIPPED_MODELS or figure not in ("curves", "confusion"):
         abort(404)
     path = card_asset(name, f"{figure}.png")

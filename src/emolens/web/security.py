@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, request
+from flask import Flask, Response, request
 
 from emolens.web.errors import ApiError
 
@@ -20,7 +20,7 @@ def token_ok(supplied: str | None, expected: str) -> bool:
 
 def init_app(app: Flask) -> None:
     @app.before_request
-    def _require_token():
+    def _require_token() -> None:
         expected = app.config.get("TOKEN")
         if not expected or request.endpoint == "static":
             return None
@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
         return None
 
     @app.after_request
-    def _headers(response):
+    def _headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"

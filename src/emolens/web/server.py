@@ -30,7 +30,7 @@ def run(
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
-        def load_config(self):
+        def load_config(self) -> None:
             options = {
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": 1,
@@ -49,7 +49,7 @@ def run(
                 if value is not None:
                     self.cfg.set(key, value)
 
-        def load(self):
+        def load(self) -> Flask:
             # Built in the worker after gunicorn forks: the job pool's threads and the
             # restart recovery must live in the process that serves requests.
             exit_with_parent()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from flask import current_app
@@ -15,7 +17,7 @@ from emolens.inference.video import VideoInfo, VideoOpenError
 from emolens.web.errors import ApiError
 
 
-def file_field(files, name: str) -> FileStorage:
+def file_field(files: Mapping[str, FileStorage], name: str) -> FileStorage:
     upload = files.get(name)
     if upload is None:
         raise ApiError(400, "missing_file", f"send the file as multipart/form-data field '{name}'")
@@ -32,7 +34,7 @@ def read_image_upload(upload: FileStorage) -> np.ndarray:
         raise ApiError(415, "invalid_image", str(exc)) from None
 
 
-def video_size_limit(config) -> str:
+def video_size_limit(config: Mapping[str, Any]) -> str:
     """The largest video a server takes, as a person reads it: ``3840x2160 (4K)``."""
     pixels = config["MAX_VIDEO_PIXELS"]
     named = {3840 * 2160: "3840x2160 (4K)", 1920 * 1080: "1920x1080 (1080p)", 1280 * 720: "1280x720 (720p)"}
