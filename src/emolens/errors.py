@@ -21,3 +21,7 @@ class ImageDecodeError(EmolensError, ValueError):
 
 class ExportError(EmolensError):
     """An ONNX export failed its own checks (checker or runtime parity)."""
+
+
+class SourceError(EmolensError):
+    """A camera or stream cannot be opened or read; the message names the source and why."""
