@@ -1,0 +1,172 @@
+"""Frame sources: parsing what users type, files, and live streams from a real FFmpeg server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from emolens.errors import SourceError
+from emolens.inference.live_source import LiveSource, SourceState
+from emolens.inference.sources import FileSource, StreamSource, open_source
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="the stream server is Debian's ffmpeg (.ci/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    """Whether something listens on the port, without connecting (ffmpeg -listen 1 serves one client only)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return any(r[1].endswith(f":{port:04X}") and r[3] == "0A" for r in rows)
+
+
+class StreamServer:
+    """Debian's ffmpeg serving a clip in a loop as live MPEG-TS over HTTP (one client at a time)."""
+
+    def __init__(self, clip, port: int | None = None):
+        self.clip, self.port = clip, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/live.ts"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> StreamServer:
+        cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.clip)]
+        cmd += ["-c:v", "copy", "-f", "mpegts", "-listen", "1", self.url]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not _listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ffmpeg did not start serving: {self.proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            self.proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def stream_clip(tmp_path_factory, astronaut_bgr):
+    from test_video import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("stream") / "loop.mp4", astronaut_bgr, frames=30, fps=15, audio=False)
+
+
+@pytest.fixture
+def server(stream_clip):
+    server = StreamServer(stream_clip).start()
+    yield server
+    server.kill()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nonsense://x", "nonsense://x: unsupported address; emolens reads rtsp://, rtsps://, http://, https://"),
+        ("/dev/video99", "/dev/video99: no such camera"),
+        ("99", "/dev/video99: no such camera"),
+        ("missing.mp4", "missing.mp4: no such file (and not a stream URL or a camera)"),
+    ],
+)
+def test_what_cannot_be_opened_is_named(spec, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError) as err:
+        open_source(spec)
+    assert str(err.value).startswith(message)
+
+
+def test_urls_are_live_and_rtsp_goes_over_tcp(tmp_path, stream_clip):
+    rtsp = open_source("rtsp://cam.local/h264", read_timeout=2)
+    assert isinstance(rtsp, StreamSource) and rtsp.info.live and rtsp.info.kind == "stream"
+    assert rtsp.options == {"rtsp_transport": "tcp"} and rtsp.read_timeout == 2
+    assert open_source("https://example.org/live.m3u8").options == {}
+    files = open_source(str(stream_clip))
+    assert isinstance(files, FileSource) and not files.info.live
+
+
+def test_a_file_gives_every_frame_in_order(stream_clip):
+    source = open_source(str(stream_clip))
+    frames = list(source)
+    source.close()
+    assert [f.index for f in frames] == list(range(30)) and all(f.dropped == 0 for f in frames)
+    assert frames[-1].time == pytest.approx(29 / 15, abs=0.01)
+    assert frames[0].image.shape == (240, 352, 3)
+
+
+@needs_ffmpeg
+def test_frames_flow_and_a_slow_reader_gets_only_the_newest(server):
+    with LiveSource(server.url, open_timeout=5, read_timeout=3) as source:
+        first = source.read(timeout=10)
+        assert first is not None and source.state is SourceState.LIVE
+        time.sleep(1.0)  # a busy consumer: ~15 frames arrive meanwhile
+        newest = source.read(timeout=5)
+        assert newest.dropped >= 5 and newest.index == first.index + newest.dropped + 1
+        assert abs(newest.wall_time - time.time()) < 0.5  # fresh, not a queued old frame
+    assert source.state is SourceState.STOPPED
+
+
+@needs_ffmpeg
+def test_a_killed_server_means_reconnecting_and_a_restarted_one_live_again(server):
+    states = []
+    source = LiveSource(server.url, open_timeout=3, read_timeout=2, backoff=(0.25, 1.0), on_status=states.append)
+    with source:
+        assert source.read(timeout=10) is not None
+        server.kill()
+        deadline = time.monotonic() + 8
+        while source.state is not SourceState.RECONNECTING and time.monotonic() < deadline:
+            source.read(timeout=0.2)
+        assert source.state is SourceState.RECONNECTING, source.status
+        server.start()  # same port
+        restarted = time.monotonic()
+        frame = None
+        while frame is None and time.monotonic() - restarted < 10:
+            frame = source.read(timeout=0.5)
+        assert frame is not None and source.state is SourceState.LIVE
+        assert time.monotonic() - restarted < 10
+    seen = [s.state for s in states]
+    assert seen[0] is SourceState.LIVE and seen[1] is SourceState.RECONNECTING and seen[-1] is SourceState.STOPPED
+    assert seen.count(SourceState.LIVE) == 2 and source.reconnects >= 1
+    assert "retrying in 0.25 s" in states[1].reason
+
+
+def test_nothing_listening_fails_with_the_reason():
+    source = LiveSource(f"http://127.0.0.1:{free_port()}/x.ts", open_timeout=3)
+    with pytest.raises(SourceError, match=r"^http://127.0.0.1:\d+/x.ts: connection refused$"):
+        list(source)
+    assert source.state is SourceState.FAILED
+
+
+def test_a_silent_server_times_out():
+    quiet = socket.socket()
+    quiet.bind(("127.0.0.1", 0))
+    quiet.listen()  # accepts the connection, never answers
+    url = f"http://127.0.0.1:{quiet.getsockname()[1]}/x.ts"
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError, match="timed out"):
+            list(LiveSource(url, open_timeout=1, read_timeout=1))
+    finally:
+        quiet.close()
+    assert time.monotonic() - started < 5
+
+
+def test_stop_from_another_thread_ends_iteration_while_waiting():
+    source = LiveSource(f"http://127.0.0.1:{free_port()}/x.ts", retry_first=True, backoff=(0.2, 0.2))
+    threading.Timer(1.0, source.stop).start()
+    started = time.monotonic()
+    assert list(source) == []
+    assert source.state is SourceState.STOPPED and time.monotonic() - started < 3
+    source.close()
