@@ -2,74 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
+from conftest import free_port
 from emolens.errors import SourceError
 from emolens.inference.live_source import LiveSource, SourceState
 from emolens.inference.sources import FileSource, StreamSource, open_source
-
-FFMPEG = shutil.which("ffmpeg")
-needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="the stream server is Debian's ffmpeg (.ci/run installs it)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    """Whether something listens on the port, without connecting (ffmpeg -listen 1 serves one client only)."""
-    with open("/proc/net/tcp") as f:
-        rows = [line.split() for line in f.readlines()[1:]]
-    return any(r[1].endswith(f":{port:04X}") and r[3] == "0A" for r in rows)
-
-
-class StreamServer:
-    """Debian's ffmpeg serving a clip in a loop as live MPEG-TS over HTTP (one client at a time)."""
-
-    def __init__(self, clip, port: int | None = None):
-        self.clip, self.port = clip, port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/live.ts"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> StreamServer:
-        cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.clip)]
-        cmd += ["-c:v", "copy", "-f", "mpegts", "-listen", "1", self.url]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not _listening(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ffmpeg did not start serving: {self.proc.stderr.read().decode()[-500:]}")
-            time.sleep(0.05)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if self.proc is not None:
-            self.proc.stderr.close()
-
-
-@pytest.fixture(scope="module")
-def stream_clip(tmp_path_factory, astronaut_bgr):
-    from test_video import make_clip
-
-    return make_clip(tmp_path_factory.mktemp("stream") / "loop.mp4", astronaut_bgr, frames=30, fps=15, audio=False)
-
-
-@pytest.fixture
-def server(stream_clip):
-    server = StreamServer(stream_clip).start()
-    yield server
-    server.kill()
 
 
 @pytest.mark.parametrize(
@@ -106,7 +48,6 @@ def test_a_file_gives_every_frame_in_order(stream_clip):
     assert frames[0].image.shape == (240, 352, 3)
 
 
-@needs_ffmpeg
 def test_frames_flow_and_a_slow_reader_gets_only_the_newest(server):
     with LiveSource(server.url, open_timeout=5, read_timeout=3) as source:
         first = source.read(timeout=10)
@@ -118,7 +59,6 @@ def test_frames_flow_and_a_slow_reader_gets_only_the_newest(server):
     assert source.state is SourceState.STOPPED
 
 
-@needs_ffmpeg
 def test_a_killed_server_means_reconnecting_and_a_restarted_one_live_again(server):
     states = []
     source = LiveSource(server.url, open_timeout=3, read_timeout=2, backoff=(0.25, 1.0), on_status=states.append)

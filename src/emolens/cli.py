@@ -207,7 +207,7 @@ def _recognizer(args: argparse.Namespace):
     from emolens.inference.recognizer import EmotionRecognizer
     from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
 
-    model = args.model or (STREAM_MODEL if args.func is _cmd_video else DEFAULT_MODEL)
+    model = args.model or (STREAM_MODEL if args.func in (_cmd_video, _cmd_watch) else DEFAULT_MODEL)
     return EmotionRecognizer(model, detector=create_detector(args.detector, **_detector_options(args)))
 
 
@@ -295,6 +295,14 @@ def _cmd_video(args: argparse.Namespace) -> int:
             + (" short" if track["short"] else "")
         )
     return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from emolens._watch import run_watch
+    from emolens.inference._ort import set_spinning
+
+    set_spinning(False)  # the reader, decoder and encoder threads need the cores between runs
+    return run_watch(args, _recognizer(args))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -485,6 +493,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_args(p)
     p.add_argument("--model", help="accurate (default), compact or an ONNX file")
     p.set_defaults(func=_cmd_video)
+
+    p = sub.add_parser(
+        "watch",
+        help="follow a camera or stream live (or a file at decoding speed): a line a second, records as they come",
+        description="Analyse a live source until it ends, --duration passes or Ctrl-C (which ends it cleanly,"
+        " exit 0). Streams and cameras are read on a thread that keeps only the newest frame, so a slow"
+        " computer skips frames rather than falling behind, and a dropped stream is reopened with backoff"
+        " (0.5 s doubling to 8 s). A video file is read whole, every frame, as fast as it decodes.",
+    )
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="rtsp://, rtsps://, http(s):// stream (MPEG-TS, HLS, MJPEG...), /dev/videoN or a camera index, or a file",
+    )
+    p.add_argument("--jsonl", metavar="F", help="append a JSON line per face per analysed frame (flushed each frame)")
+    p.add_argument("--csv", metavar="F", help="append the same records as CSV rows")
+    p.add_argument("--record", metavar="OUT.mp4", help="record the annotated frames (fragmented MP4: a crash keeps it)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame received")
+    p.add_argument(
+        "--full-every", type=int, default=10, metavar="N", help="search the whole frame for new faces every N frames"
+    )
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--timeout", type=float, default=10, metavar="S", help="seconds to wait for a stream to open or send data (10)"
+    )
+    _add_detector_args(p)
+    p.add_argument("--model", help="accurate (default), compact or an ONNX file")
+    p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser("serve", help="run the web UI and REST API")
     p.add_argument("--host", default="127.0.0.1")

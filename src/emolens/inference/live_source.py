@@ -158,7 +158,7 @@ class LiveSource:
         if state is self.state and reason == self.status.reason:
             return
         self.status = SourceStatus(state, reason, time.time())
-        logger.info("%s: %s", self.url, self.status)
+        logger.debug("%s: %s", self.url, self.status)
         if self.on_status is not None:
             self.on_status(self.status)
         with self._cond:

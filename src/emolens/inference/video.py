@@ -27,6 +27,7 @@ from emolens.errors import EmolensError
 from emolens.inference.annotate import draw_tracked
 from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
+from emolens.inference.records import csv_header, csv_row
 from emolens.labels import EMOTIONS
 
 logger = logging.getLogger(__name__)
@@ -403,22 +404,8 @@ class _AnnotatedWriter:
 def _write_csv(result: VideoResult, path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        head = ["time", "frame", "track_id", "shot", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence"]
-        writer.writerow([*head, *EMOTIONS])
-        for r in result.records:
-            writer.writerow(
-                [
-                    r["time"],
-                    r["frame"],
-                    r["track_id"],
-                    r["shot"],
-                    *r["box"],
-                    "" if r["detection_score"] is None else r["detection_score"],
-                    r["emotion"],
-                    f"{r['confidence']:.4f}",
-                    *(f"{r['scores'][e]:.4f}" for e in EMOTIONS),
-                ]
-            )
+        writer.writerow(csv_header())
+        writer.writerows(csv_row(r) for r in result.records)
 
 
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:
