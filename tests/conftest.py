@@ -186,11 +186,17 @@ def _listening(port: int) -> bool:
 
 
 class StreamServer:
-    """Debian's ffmpeg serving a clip in a loop as live MPEG-TS over HTTP (one client at a time)."""
+    """Debian's ffmpeg serving a clip in a loop, live, over HTTP (one client at a time).
 
-    def __init__(self, clip, port: int | None = None):
-        self.clip, self.port = clip, port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/live.ts"
+    ``kind`` "mpegts": the clip's H.264 in MPEG-TS, as IP cameras and encoders send it;
+    "mjpeg": multipart JPEGs, as webcam servers (motion, mjpg-streamer, ESP32 cameras) do.
+    """
+
+    _OUTPUT = {"mpegts": ["-c:v", "copy", "-f", "mpegts"], "mjpeg": ["-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg"]}
+
+    def __init__(self, clip, *, kind: str = "mpegts"):
+        self.clip, self.kind, self.port = clip, kind, free_port()
+        self.url = f"http://127.0.0.1:{self.port}/live." + ("ts" if kind == "mpegts" else "mjpg")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> StreamServer:
@@ -199,7 +205,7 @@ class StreamServer:
                 "the stream tests serve with Debian's ffmpeg: apt-get install ffmpeg (the README's test command does)"
             )
         cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.clip)]
-        cmd += ["-c:v", "copy", "-f", "mpegts", "-listen", "1", self.url]
+        cmd += [*self._OUTPUT[self.kind], "-listen", "1", self.url]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while not _listening(self.port):
@@ -214,6 +220,12 @@ class StreamServer:
             self.proc.wait(timeout=10)
         if self.proc is not None:
             self.proc.stderr.close()
+
+    def __enter__(self) -> StreamServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,12 @@ class FileSource:
         if self._frames is not None:
             self._frames.close()  # closes the file
 
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class StreamSource(LiveSource):
     """A :class:`LiveSource` that says what it is (``info``), as every frame source does."""
@@ -78,7 +84,8 @@ def open_source(spec: str | int, **live_options) -> FileSource | StreamSource:
 
     Args:
         spec: ``clip.mp4``; ``rtsp://``, ``rtsps://``, ``http(s)://`` URLs; ``/dev/videoN`` or ``N``.
-        live_options: passed to :class:`LiveSource` for streams and devices (timeouts, backoff...).
+        live_options: passed to :class:`LiveSource` for streams and devices (timeouts, backoff,
+            ``on_status``...); a file has no connection, so they do not apply to it.
 
     Raises:
         SourceError: an unsupported URL scheme, or a device or file that does not exist.
