@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -83,6 +84,19 @@ def test_a_killed_server_means_reconnecting_and_a_restarted_one_live_again(serve
     assert seen[0] is SourceState.LIVE and seen[1] is SourceState.RECONNECTING and seen[-1] is SourceState.STOPPED
     assert seen.count(SourceState.LIVE) == 2 and source.reconnects >= 1
     assert "retrying in 0.25 s" in states[1].reason
+
+
+def test_a_stalled_stream_times_out_and_is_reopened(server):
+    states = []
+    with LiveSource(server.url, open_timeout=3, read_timeout=1, on_status=states.append) as source:
+        assert source.read(timeout=10) is not None
+        server.proc.send_signal(signal.SIGSTOP)  # a frozen camera: the connection stays open, silent
+        stalled = time.monotonic()
+        while source.state is SourceState.LIVE and time.monotonic() - stalled < 8:
+            source.read(timeout=0.2)
+        assert source.state is SourceState.RECONNECTING, source.status
+        assert states[1].reason.startswith("timed out; retrying in 0.5 s")
+        assert time.monotonic() - stalled < 4  # read_timeout 1 s, plus what was buffered
 
 
 def test_nothing_listening_fails_with_the_reason():

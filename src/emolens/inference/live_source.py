@@ -113,11 +113,16 @@ class LiveSource:
         with self._cond:
             self._cond.notify_all()
 
-    def close(self) -> None:
-        """Stop and wait for the reader thread to let go of the stream."""
+    def close(self, wait: float = 2.0) -> None:
+        """Stop, and wait up to ``wait`` s for the reader thread to let go of the stream.
+
+        A thread blocked in FFmpeg (opening an address that does not answer) notices the stop
+        only when FFmpeg's own timeout ends; Ctrl-C should not wait that long, so it is left to
+        finish on its own (it is a daemon thread and holds nothing but the connection).
+        """
         self.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.open_timeout + self.read_timeout)
+            self._thread.join(timeout=wait)
 
     def __enter__(self) -> LiveSource:
         return self.start()
