@@ -79,6 +79,7 @@ def _print_status(status) -> None:
 def run_watch(args: argparse.Namespace, recognizer) -> int:
     """Run ``emolens watch`` with parsed arguments and a recognizer; the exit status."""
     from emolens.inference.annotate import draw_tracked
+    from emolens.inference.live_source import LiveSource
     from emolens.inference.pipeline import StreamProcessor, run_stream
     from emolens.inference.recorder import LiveRecorder
     from emolens.inference.records import RecordLog
@@ -112,8 +113,13 @@ def run_watch(args: argparse.Namespace, recognizer) -> int:
                 recorder.write(draw_tracked(result.frame.image, result.faces), result)
             reporter.add(result)
 
-        if args.duration is not None:  # also ends a wait for a stream that is reconnecting
-            timer = threading.Timer(args.duration, lambda: (stop.set(), getattr(source, "stop", lambda: None)()))
+        def time_is_up() -> None:  # also ends a wait for a stream that is reconnecting
+            stop.set()
+            if isinstance(source, LiveSource):
+                source.stop()
+
+        if args.duration is not None:
+            timer = threading.Timer(args.duration, time_is_up)
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)

@@ -60,7 +60,8 @@ class LiveSource:
         backoff: first and longest wait between reconnection attempts (doubling).
         retry_first: keep trying when the very first open fails; if False (the default), the
             source fails at once, so that a mistyped address is reported rather than retried.
-        on_status: called (on the reader thread) with each new :class:`SourceStatus`.
+        on_status: called with each new :class:`SourceStatus`, in order, from the thread that
+            changed it (the reader's, or the one that called :meth:`stop`); keep it short.
 
     Example:
         >>> with LiveSource("rtsp://camera.local/stream") as source:
@@ -108,10 +109,7 @@ class LiveSource:
     def stop(self) -> None:
         """Stop reading; iteration ends after the frame in hand. Safe from any thread, and twice."""
         self._stopping.set()
-        if self.state is not SourceState.FAILED:
-            self._set(SourceState.STOPPED)
-        with self._cond:
-            self._cond.notify_all()
+        self._set(SourceState.STOPPED)
 
     def close(self, wait: float = 2.0) -> None:
         """Stop, and wait up to ``wait`` s for the reader thread to let go of the stream.
@@ -134,9 +132,9 @@ class LiveSource:
         """The newest frame not yet handed out, waiting up to ``timeout`` s; None if none came or it ended."""
         with self._cond:
             self._cond.wait_for(lambda: self._fresh() or self._ended(), timeout)
-            if not self._fresh():
-                return None
             frame = self._newest
+            if frame is None or not self._fresh():
+                return None
             dropped = frame.index - self._taken - 1
             self._taken = frame.index
         return Frame(frame.image, frame.time, frame.index, frame.wall_time, dropped)
@@ -160,13 +158,20 @@ class LiveSource:
         return self._stopping.is_set() or self.state is SourceState.FAILED
 
     def _set(self, state: SourceState, reason: str = "") -> None:
-        if state is self.state and reason == self.status.reason:
-            return
-        self.status = SourceStatus(state, reason, time.time())
-        logger.debug("%s: %s", self.url, self.status)
-        if self.on_status is not None:
-            self.on_status(self.status)
+        """Move to a state, under the lock: stopped and failed are final, and once stopping,
+        the reader thread (which may be mid-frame) cannot make the source live again."""
         with self._cond:
+            current = self.status
+            if current.state in (SourceState.STOPPED, SourceState.FAILED):
+                return
+            if (self._stopping.is_set() and state is not SourceState.STOPPED) or (
+                state is current.state and reason == current.reason
+            ):
+                return
+            self.status = SourceStatus(state, reason, time.time())
+            logger.debug("%s: %s", self.url, self.status)
+            if self.on_status is not None:  # under the lock, so that callbacks come in order
+                self.on_status(self.status)
             self._cond.notify_all()
 
     def _run(self) -> None:

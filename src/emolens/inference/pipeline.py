@@ -18,6 +18,7 @@ import numpy as np
 
 from emolens.inference.cuts import CutDetector
 from emolens.inference.recognizer import EmotionRecognizer
+from emolens.inference.stream import StreamDetector
 from emolens.inference.tracker import FaceTracker, TrackedFace
 
 
@@ -103,6 +104,7 @@ class StreamProcessor:
             raise ValueError(f"full_every must be >= 1, got {full_every}")
         self.every_nth, self.wall_time = every_nth, wall_time
         self.recognizer = recognizer.for_stream(full_every=max(1, full_every // every_nth))
+        self.detector: StreamDetector = self.recognizer.detector  # type: ignore[assignment]  # for_stream's
         self.tracker = FaceTracker(
             max_missed=max(3, 10 // every_nth) if max_missed is None else max_missed, smoothing=smoothing
         )
@@ -112,7 +114,7 @@ class StreamProcessor:
     def reset(self) -> None:
         """Start over as for a new stream: no tracks (ids from 1), no known faces, shot 0."""
         self.tracker.reset()
-        self.recognizer.detector.reset()
+        self.detector.reset()
         self.cuts.reset()
         self.shot, self.frames_seen, self.frames_analysed = 0, 0, 0
         self._faces: list[TrackedFace] = []
@@ -131,7 +133,7 @@ class StreamProcessor:
         if cut:
             self.shot += 1
             self.tracker.end_all()
-            self.recognizer.detector.reset()
+            self.detector.reset()
         analysed = cut or self.frames_seen % self.every_nth == 0
         self.frames_seen += 1
         records = []

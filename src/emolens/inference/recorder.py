@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,7 +33,8 @@ class LiveRecorder:
 
     def __init__(self, path: str | os.PathLike, *, keyframe_s: float = 1.0):
         self.path, self.keyframe_s = str(path), keyframe_s
-        self._output = self._stream = None
+        self._output: Any = None  # av.container.OutputContainer once the first frame came
+        self._stream: Any = None
         self._last_pts = -1
         self._next_key = 0
         self.frames = 0
@@ -48,7 +50,8 @@ class LiveRecorder:
         if image.shape[:2] != (h, w):
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         pts = max(self._last_pts + 1, round(result.frame.time * 1000))  # strictly increasing
-        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), np.uint8)
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = pts, _MS
         if pts >= self._next_key:  # keyframes by time, not frame count: a camera's rate varies
             frame.pict_type = PictureType.I

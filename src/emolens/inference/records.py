@@ -11,7 +11,7 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from emolens.labels import EMOTIONS
 
@@ -55,7 +55,7 @@ class RecordLog:
         self.paths = [_writable(p) if p else None for p in (jsonl, csv_path)]
         self._jsonl: IO[str] | None = None
         self._csv_file: IO[str] | None = None
-        self._csv = None
+        self._csv: Any = None  # csv.writer
         self.written = 0
 
     def _open(self) -> None:

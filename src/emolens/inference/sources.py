@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +51,7 @@ class FileSource:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.info = SourceInfo("file", str(path), live=False)
-        self._frames: Iterator | None = None
+        self._frames: Generator | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         from emolens.inference.video import iter_frames

@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -110,7 +110,7 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(path: str | os.PathLike) -> Generator[tuple[float, np.ndarray], None, None]:
     """Yield (time in seconds, upright BGR frame) for every frame; closes the file even if abandoned."""
     with _open(path) as container:
         stream = _video_stream(container, path)
