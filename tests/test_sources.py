@@ -12,7 +12,7 @@ import pytest
 from conftest import StreamServer, free_port
 from emolens.errors import SourceError
 from emolens.inference.live_source import LiveSource, SourceState
-from emolens.inference.sources import FileSource, StreamSource, open_source
+from emolens.inference.sources import DeviceSource, FileSource, StreamSource, open_source
 
 
 @pytest.mark.parametrize(
@@ -38,6 +38,13 @@ def test_urls_are_live_and_rtsp_goes_over_tcp(tmp_path, stream_clip):
     assert open_source("https://example.org/live.m3u8").options == {}
     files = open_source(str(stream_clip))
     assert isinstance(files, FileSource) and not files.info.live
+
+
+def test_a_device_that_is_no_camera_fails_with_the_reason():
+    source = DeviceSource("/dev/video63")  # what open_source makes of /dev/video63 once it exists
+    with pytest.raises(SourceError, match=r"^/dev/video63: the camera could not be opened \(in use"):
+        list(source)
+    assert source.info.kind == "device" and source.state is SourceState.FAILED
 
 
 def test_a_file_gives_every_frame_in_order(stream_clip):

@@ -45,15 +45,16 @@ class SourceStatus:
 
 
 class LiveSource:
-    """A stream URL or capture device read on a thread of its own, newest frame only.
+    """A stream read on a thread of its own, newest frame only.
 
     Iterating yields each new frame once (``Frame.dropped`` says how many were skipped
     before it) until the source is stopped or fails. Use it as a context manager, or call
     :meth:`start` and :meth:`stop`.
 
     Args:
-        url: what FFmpeg opens: ``rtsp://``, ``http(s)://`` (MPEG-TS, HLS, MJPEG...), ``/dev/videoN``.
-        format: FFmpeg input format when it cannot be guessed (``"v4l2"`` for a device).
+        url: what FFmpeg opens: ``rtsp://``, ``http(s)://`` (MPEG-TS, HLS, MJPEG...); cameras
+            are :class:`~emolens.inference.sources.DeviceSource`, which reads them another way.
+        format: FFmpeg input format when it cannot be guessed (``"mpegts"``).
         options: FFmpeg options for the input (``{"rtsp_transport": "tcp"}``).
         open_timeout: seconds to wait for the stream to open.
         read_timeout: seconds without data before the stream counts as dropped.

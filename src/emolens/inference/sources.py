@@ -114,11 +114,35 @@ def open_source(spec: str | int, **live_options) -> FileSource | StreamSource:
     return FileSource(path)
 
 
-def _device(path: str, live_options: dict) -> StreamSource:
+def _device(path: str, live_options: dict) -> DeviceSource:
     if not sys.platform.startswith("linux"):
         raise SourceError(f"{path}: capture devices are read through Linux's V4L2; give a stream URL instead")
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such camera (no device at that path; `ls /dev/video*` lists them)")
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: permission denied (add the user to the 'video' group)")
-    return StreamSource(path, kind="device", format="v4l2", **live_options)
+    return DeviceSource(path, **live_options)
+
+
+class DeviceSource(StreamSource):
+    """A V4L2 camera (``/dev/videoN``), read through OpenCV: PyAV's wheels are built without
+    FFmpeg's capture devices. Live like a stream: newest frame only, reopened if it drops."""
+
+    def __init__(self, path: str, **live_options):
+        super().__init__(path, kind="device", **live_options)
+        self.index = int(path.removeprefix("/dev/video"))
+
+    def _decode(self) -> Iterator:
+        import cv2
+
+        capture = cv2.VideoCapture(self.index, cv2.CAP_V4L2)
+        try:
+            if not capture.isOpened():
+                raise SourceError("the camera could not be opened (in use by another program, or not a camera)")
+            while not self._stopping.is_set():
+                ok, image = capture.read()
+                if not ok:
+                    raise SourceError("the camera stopped sending frames")
+                yield image
+        finally:
+            capture.release()
