@@ -121,6 +121,7 @@ def test_watch_a_file_analyses_every_frame(stream_clip, tiny_onnx, tmp_path, cap
         ("/dev/video99", [], "/dev/video99: no such camera"),
         ("http://127.0.0.1:{port}/x.ts", ["--duration", "0"], "--duration must be more than 0 seconds, got 0"),
         ("http://127.0.0.1:{port}/x.ts", ["--record", "x.avi"], "--record x.avi: emolens records H.264 MP4 files"),
+        ("http://127.0.0.1:{port}/x.ts", ["--every", "0"], "--every and --full-every must be 1 or more, got 0 and 10"),
     ],
 )
 def test_what_cannot_be_watched_is_one_line(source, extra, message, tiny_onnx, tmp_path, capsys, monkeypatch):

@@ -76,6 +76,18 @@ def _print_status(status) -> None:
         print(f"{time.strftime('%H:%M:%S')}  {status}", flush=True)
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Refuse bad flags before anything is opened, naming the flag."""
+    if args.every < 1 or args.full_every < 1:
+        raise EmolensError(f"--every and --full-every must be 1 or more, got {args.every} and {args.full_every}")
+    if args.duration is not None and args.duration <= 0:
+        raise EmolensError(f"--duration must be more than 0 seconds, got {args.duration:g}")
+    if args.timeout <= 0:
+        raise EmolensError(f"--timeout must be more than 0 seconds, got {args.timeout:g}")
+    if args.record and not args.record.lower().endswith(".mp4"):
+        raise EmolensError(f"--record {args.record}: emolens records H.264 MP4 files; name it .mp4")
+
+
 def run_watch(args: argparse.Namespace, recognizer) -> int:
     """Run ``emolens watch`` with parsed arguments and a recognizer; the exit status."""
     from emolens.inference.annotate import draw_tracked
@@ -85,12 +97,7 @@ def run_watch(args: argparse.Namespace, recognizer) -> int:
     from emolens.inference.records import RecordLog
     from emolens.inference.sources import open_source
 
-    if args.every < 1 or args.full_every < 1:
-        raise EmolensError(f"--every and --full-every must be 1 or more, got {args.every} and {args.full_every}")
-    if args.duration is not None and args.duration <= 0:
-        raise EmolensError(f"--duration must be more than 0 seconds, got {args.duration:g}")
-    if args.record and not args.record.lower().endswith(".mp4"):
-        raise EmolensError(f"--record {args.record}: emolens records H.264 MP4 files; name it .mp4")
+    _check(args)
     source = open_source(
         args.source,
         open_timeout=args.timeout,
