@@ -198,6 +198,7 @@ class StreamServer:
         self.clip, self.kind, self.port = clip, kind, free_port()
         self.url = f"http://127.0.0.1:{self.port}/live." + ("ts" if kind == "mpegts" else "mjpg")
         self.proc: subprocess.Popen | None = None
+        self.started = 0.0  # when it was last started, Unix epoch seconds
 
     def start(self) -> StreamServer:
         if FFMPEG is None:
@@ -207,6 +208,7 @@ class StreamServer:
         cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.clip)]
         cmd += [*self._OUTPUT[self.kind], "-listen", "1", self.url]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.started = time.time()
         deadline = time.monotonic() + 10
         while not _listening(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
