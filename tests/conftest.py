@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -153,3 +157,81 @@ class RolledScores:
 
     def run(self, names, feed):
         return [np.roll(self._session.run(names, feed)[0], 1, axis=1)]
+
+
+# Live streams: a real FFmpeg server (tests/test_sources.py, tests/test_watch.py).
+# Not skipped when missing: a skipped stream test would hide a broken CI set-up.
+FFMPEG = shutil.which("ffmpeg")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    """Whether something listens on the port, without connecting (ffmpeg -listen 1 serves one client only)."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return any(r[1].endswith(f":{port:04X}") and r[3] == "0A" for r in rows)
+
+
+class StreamServer:
+    """Debian's ffmpeg serving a clip in a loop, live, over HTTP (one client at a time).
+
+    ``kind`` "mpegts": the clip's H.264 in MPEG-TS, as IP cameras and encoders send it;
+    "mjpeg": multipart JPEGs, as webcam servers (motion, mjpg-streamer, ESP32 cameras) do.
+    """
+
+    _OUTPUT = {"mpegts": ["-c:v", "copy", "-f", "mpegts"], "mjpeg": ["-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg"]}
+
+    def __init__(self, clip, *, kind: str = "mpegts"):
+        self.clip, self.kind, self.port = clip, kind, free_port()
+        self.url = f"http://127.0.0.1:{self.port}/live." + ("ts" if kind == "mpegts" else "mjpg")
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0  # when it was last started, Unix epoch seconds
+
+    def start(self) -> StreamServer:
+        if FFMPEG is None:
+            pytest.fail(
+                "the stream tests serve with Debian's ffmpeg: apt-get install ffmpeg (the README's test command does)"
+            )
+        cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(self.clip)]
+        cmd += [*self._OUTPUT[self.kind], "-listen", "1", self.url]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.started = time.time()
+        deadline = time.monotonic() + 10
+        while not _listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ffmpeg did not start serving: {self.proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            self.proc.stderr.close()
+
+    def __enter__(self) -> StreamServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+@pytest.fixture(scope="session")
+def stream_clip(tmp_path_factory, astronaut_bgr):
+    """2 s of the astronaut's face moving, to be served in a loop at 15 fps."""
+    from test_video import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("stream") / "loop.mp4", astronaut_bgr, frames=30, fps=15, audio=False)
+
+
+@pytest.fixture
+def server(stream_clip):
+    server = StreamServer(stream_clip).start()
+    yield server
+    server.kill()

@@ -207,7 +207,7 @@ def _recognizer(args: argparse.Namespace, *, spinning: bool = True):
     from emolens.inference.recognizer import EmotionRecognizer
     from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
 
-    model = args.model or (STREAM_MODEL if args.func is _cmd_video else DEFAULT_MODEL)
+    model = args.model or (STREAM_MODEL if args.func in (_cmd_video, _cmd_watch) else DEFAULT_MODEL)
     options = _detector_options(args) | ({"spinning": spinning} if args.detector == "retinaface" else {})
     return EmotionRecognizer(model, detector=create_detector(args.detector, **options), spinning=spinning)
 
@@ -362,6 +362,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     )
     print(result.summary_line())
     return min(result.failed, 100)
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from emolens._watch import run_watch
+
+    # the reader, decoder and encoder threads need the cores between runs: no spinning
+    return run_watch(args, _recognizer(args, spinning=False))
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -585,6 +592,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="analyse again files that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_batch)
+
+    p = sub.add_parser(
+        "watch",
+        help="follow a camera or stream live (or a file at decoding speed): a line a second, records as they come",
+        description="Analyse a live source until it ends, --duration passes or Ctrl-C (which ends it cleanly,"
+        " exit 0). Streams and cameras are read on a thread that keeps only the newest frame, so a slow"
+        " computer skips frames rather than falling behind, and a dropped stream is reopened with backoff"
+        " (0.5 s doubling to 8 s). A video file is read whole, every frame, as fast as it decodes.",
+    )
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="rtsp://, rtsps://, http(s):// stream (MPEG-TS, HLS, MJPEG...), /dev/videoN or a camera index, or a file",
+    )
+    p.add_argument("--jsonl", metavar="F", help="append a JSON line per face per analysed frame (flushed each frame)")
+    p.add_argument("--csv", metavar="F", help="append the same records as CSV rows")
+    p.add_argument("--record", metavar="OUT.mp4", help="record the annotated frames (fragmented MP4: a crash keeps it)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame received")
+    p.add_argument(
+        "--full-every", type=int, default=10, metavar="N", help="search the whole frame for new faces every N frames"
+    )
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--timeout", type=float, default=10, metavar="S", help="seconds to wait for a stream to open or send data (10)"
+    )
+    _add_detector_args(p)
+    p.add_argument("--model", help="accurate (default), compact or an ONNX file")
+    p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser("serve", help="run the web UI and REST API")
     p.add_argument("--host", default="127.0.0.1")

@@ -26,3 +26,7 @@ class ImageTooLargeError(ImageDecodeError):
 
 class ExportError(EmolensError):
     """An ONNX export failed its own checks (checker or runtime parity)."""
+
+
+class SourceError(EmolensError):
+    """A camera or stream cannot be opened or read; the message names the source and why."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from emolens.inference.tracker import TrackedFace
 from emolens.results import FaceResult
 
 # BGR colours per emotion, readable on photos.
@@ -132,3 +133,8 @@ def draw_results(
         origin = (rect[0] + pad, rect[1] + pad + th)
         cv2.putText(out, label, origin, _FONT, scale, (0, 0, 0), text_width, cv2.LINE_AA)
     return out
+
+
+def draw_tracked(frame: np.ndarray, tracked: Sequence[TrackedFace]) -> np.ndarray:
+    """:func:`draw_results` for tracked faces, labelled with their track ids ("#3 happy 80%")."""
+    return draw_results(frame, [tf.face for tf in tracked], ids=[tf.track_id for tf in tracked])

@@ -13,7 +13,8 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -23,10 +24,10 @@ import cv2
 import numpy as np
 
 from emolens.errors import EmolensError
-from emolens.inference.annotate import draw_results
-from emolens.inference.cuts import CutDetector
+from emolens.inference.annotate import draw_tracked
+from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
-from emolens.inference.tracker import FaceTracker, TrackedFace
+from emolens.inference.records import csv_header, csv_row
 from emolens.labels import EMOTIONS
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def iter_frames(path: str | os.PathLike) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(path: str | os.PathLike) -> Generator[tuple[float, np.ndarray], None, None]:
     """Yield (time in seconds, upright BGR frame) for every frame; closes the file even if abandoned."""
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -201,10 +202,8 @@ def process_video(
 ) -> VideoResult:
     """Recognise emotions in every (or every Nth) frame of a video, tracking each face.
 
-    Every decoded frame, analysed or not, is checked for a shot change (:class:`CutDetector`,
-    ~0.1 ms a frame). At a cut all tracks end, so no track id spans two shots, the detector
-    forgets where faces were, and the new shot's first frame is analysed even when it is not
-    an Nth one, so that its frames never show the previous shot's faces.
+    Every decoded frame goes through :class:`StreamProcessor` (shot cuts, recognition every
+    Nth frame and at each cut, tracking); this function adds the file's outputs around it.
 
     Args:
         source: any file FFmpeg reads.
@@ -226,14 +225,8 @@ def process_video(
         VideoOpenError: unreadable file, no video stream, or no frames.
         Cancelled: when ``cancel`` was set.
     """
-    if every_nth < 1:
-        raise ValueError(f"every_nth must be >= 1, got {every_nth}")
-    if full_every < 1:
-        raise ValueError(f"full_every must be >= 1, got {full_every}")
+    processor = StreamProcessor(recognizer, every_nth=every_nth, full_every=full_every, smoothing=smoothing)
     info = VideoInfo.from_path(source)
-    recognizer = recognizer.for_stream(full_every=max(1, full_every // every_nth))
-    tracker = FaceTracker(max_missed=max(3, 10 // every_nth), smoothing=smoothing)
-    shot_changes = CutDetector()
     records: list[dict] = []
     cuts: list[dict] = []  # {"frame", "time"} of each new shot's first frame
     temps: list[tuple[Path, Path]] = []
@@ -245,12 +238,29 @@ def process_video(
         temps.append((tmp, final))
         return tmp
 
+    def frames(decoded: Iterator[tuple[float, np.ndarray]]) -> Iterator[Frame]:
+        for index, (t, image) in enumerate(decoded):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{source}: cancelled at frame {index}")
+            yield Frame(image, t, index, time.time())
+
+    def on_result(result: FrameResult) -> None:
+        index = result.frame.index
+        if result.cut:
+            cuts.append({"frame": index, "time": round(result.frame.time, 4)})
+        records.extend(result.records)
+        if writer:
+            writer.write(draw_tracked(result.frame.image, result.faces))
+        if bar is not None:
+            bar.update()
+        if on_progress:
+            on_progress(index + 1, max(info.frames, index + 1))
+
     bar = None
     if show_progress:
         from tqdm import tqdm
 
         bar = tqdm(total=info.frames or None, unit="frame", desc=Path(source).name)
-    processed = 0
     try:
         with ExitStack() as stack:
             writer = (
@@ -258,30 +268,11 @@ def process_video(
                 if target
                 else None
             )
-            tracked: list[TrackedFace] = []
-            index = -1
-            for index, (t, frame) in enumerate(writer.frames() if writer else iter_frames(source)):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"{source}: cancelled at frame {index}")
-                cut = shot_changes.update(frame)
-                if cut:
-                    cuts.append({"frame": index, "time": round(t, 4)})
-                    tracker.end_all()
-                    recognizer.reset()
-                if cut or index % every_nth == 0:
-                    tracked = tracker.update(recognizer(frame))
-                    processed += 1
-                    for tf in tracked:
-                        records.append({"time": round(t, 4), "frame": index, "shot": len(cuts), **tf.to_dict()})
-                if writer:
-                    writer.write(draw_results(frame, [tf.face for tf in tracked], ids=[tf.track_id for tf in tracked]))
-                if bar is not None:
-                    bar.update()
-                if on_progress:
-                    on_progress(index + 1, max(info.frames, index + 1))
-            if index < 0:
+            decoded = writer.frames() if writer else iter_frames(source)
+            count = run_stream(frames(decoded), processor, on_result=on_result)
+            if count == 0:
                 raise VideoOpenError(f"{source}: no frames")
-        result = VideoResult(info, records, processed, cuts)
+        result = VideoResult(info, records, processor.frames_analysed, cuts)
         if csv_path:
             _write_csv(result, temp_for(csv_path))
         if json_path:
@@ -413,22 +404,8 @@ class _AnnotatedWriter:
 def _write_csv(result: VideoResult, path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        head = ["time", "frame", "track_id", "shot", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence"]
-        writer.writerow([*head, *EMOTIONS])
-        for r in result.records:
-            writer.writerow(
-                [
-                    r["time"],
-                    r["frame"],
-                    r["track_id"],
-                    r["shot"],
-                    *r["box"],
-                    "" if r["detection_score"] is None else r["detection_score"],
-                    r["emotion"],
-                    f"{r['confidence']:.4f}",
-                    *(f"{r['scores'][e]:.4f}" for e in EMOTIONS),
-                ]
-            )
+        writer.writerow(csv_header())
+        writer.writerows(csv_row(r) for r in result.records)
 
 
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 
 from flask import Flask, current_app, request
 from flask_sock import ConnectionClosed, Sock
 
 from emolens.errors import ImageDecodeError
-from emolens.inference.cuts import CutDetector
 from emolens.inference.images import decode_image
-from emolens.inference.tracker import FaceTracker
+from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
 from emolens.web.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,43 @@ def _is_reset(message: str) -> bool:
         return False
 
 
+def _browser_frames(ws, processor: StreamProcessor, limit: int) -> Iterator[Frame]:
+    """The browser as a frame source: its newest JPEG per turn, decoded, with the frames dropped for it.
+
+    Control messages are acted on here, before the frame that follows them; a frame too large
+    or undecodable gets an error message and is skipped. Ends when the browser disconnects.
+    """
+    index = 0
+    start = time.time()
+    try:
+        while True:
+            message = ws.receive()
+            if message is None:
+                continue
+            message, dropped, controls = _newest(ws, message)
+            if any(_is_reset(c) for c in controls):  # control messages: {"type": "reset"}
+                processor.reset()
+            if message is None:
+                continue
+            received = time.time()
+            if len(message) > limit:
+                ws.send(
+                    json.dumps(
+                        {"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}
+                    )
+                )
+                continue
+            try:
+                image = decode_image(message, name="frame", max_pixels=4_000_000)
+            except ImageDecodeError as exc:
+                ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
+                continue
+            yield Frame(image, received - start, index, received, dropped)
+            index += 1
+    except ConnectionClosed:
+        return
+
+
 @sock.route("/ws/live")
 def live(ws):
     from emolens.web.extensions import choose_model, get_recognizer
@@ -56,51 +93,28 @@ def live(ws):
     except ApiError as exc:
         ws.send(json.dumps(exc.to_dict()))
         return
-    recognizer = get_recognizer(model).for_stream()  # this connection's frames, in order
-    tracker = FaceTracker(smoothing=0.6, max_missed=5)
-    cuts = CutDetector()  # a camera switched or cut to: no track carries over to other people
-    limit = current_app.config["LIVE_MAX_FRAME_BYTES"]
-    try:
-        while True:
-            message = ws.receive()
-            if message is None:
-                continue
-            message, dropped, controls = _newest(ws, message)
-            if any(_is_reset(c) for c in controls):  # control messages: {"type": "reset"}
-                tracker.reset()
-                recognizer.reset()
-                cuts.reset()
-            if message is None:
-                continue
-            t0 = time.perf_counter()
-            if len(message) > limit:
-                ws.send(
-                    json.dumps(
-                        {"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}
-                    )
-                )
-                continue
-            try:
-                frame = decode_image(message, name="frame", max_pixels=4_000_000)
-            except ImageDecodeError as exc:
-                ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
-                continue
-            if cuts.update(frame):
-                tracker.end_all()
-                recognizer.reset()
-            faces = tracker.update(recognizer(frame))
-            ws.send(
-                json.dumps(
-                    {
-                        "width": frame.shape[1],
-                        "height": frame.shape[0],
-                        "dropped": dropped,
-                        "server_ms": round(1000 * (time.perf_counter() - t0), 1),
-                        "faces": [f.to_dict() for f in faces],
-                    }
-                )
+    # this connection's frames, in order; a cut (camera switched) ends every track
+    processor = StreamProcessor(get_recognizer(model), max_missed=5)
+
+    def answer(result: FrameResult) -> None:
+        image = result.frame.image
+        ws.send(
+            json.dumps(
+                {
+                    "width": image.shape[1],
+                    "height": image.shape[0],
+                    "dropped": result.frame.dropped,
+                    "server_ms": round(1000 * (time.time() - result.frame.wall_time), 1),
+                    "faces": [f.to_dict() for f in result.faces],
+                }
             )
-    except ConnectionClosed:
+        )
+
+    try:
+        run_stream(
+            _browser_frames(ws, processor, current_app.config["LIVE_MAX_FRAME_BYTES"]), processor, on_result=answer
+        )
+    except ConnectionClosed:  # gone while the answer was sent
         pass
 
 
