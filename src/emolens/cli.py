@@ -6,8 +6,17 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from emolens.errors import EmolensError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from emolens.batch import FileOutcome
+    from emolens.inference.recognizer import EmotionRecognizer
+    from emolens.training.data import FerSplit
 
 # `emolens train` flags that set the TrainConfig field of the same name when given.
 _TRAIN_OPTIONS = (
@@ -96,7 +105,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_robustness(args: argparse.Namespace, split, specs: list[str]) -> int:
+def _evaluate_robustness(args: argparse.Namespace, split: FerSplit, specs: list[str]) -> int:
     """Clean accuracy, then each perturbation's and its change in points."""
     from emolens.evaluation import evaluate
     from emolens.shipped import DEFAULT_MODEL
@@ -143,7 +152,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quantize(float_path, output, data: str) -> tuple[dict, str]:
+def _quantize(float_path: str | Path, output: str | Path, data: str) -> tuple[dict, str]:
     """Quantise with 512 FER2013 training faces and check on 2,048 others; what was measured, in words."""
     import numpy as np
 
@@ -202,7 +211,7 @@ def _detector_options(args: argparse.Namespace) -> dict:
     return {"max_side": args.detect_size}
 
 
-def _recognizer(args: argparse.Namespace, *, spinning: bool = True):
+def _recognizer(args: argparse.Namespace, *, spinning: bool = True) -> EmotionRecognizer:
     from emolens.inference.detector import create_detector
     from emolens.inference.recognizer import EmotionRecognizer
     from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
@@ -269,7 +278,7 @@ def _images_in(arguments: list[str]) -> list[str]:
     return paths
 
 
-def _write_annotated(out_dir, source, image) -> None:
+def _write_annotated(out_dir: Path, source: Path, image: np.ndarray) -> None:
     """Write ``source``'s annotated copy into ``out_dir`` in the photo's own format where OpenCV
     writes it (a JPEG stays a JPEG of about its size, not a PNG several times larger), else PNG."""
     import cv2
@@ -346,7 +355,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         annotate=args.annotate,
     )
 
-    def report(outcome) -> None:
+    def report(outcome: FileOutcome) -> None:
         if outcome.status == "failed":
             tqdm.write(f"emolens: error: {outcome.error}", file=sys.stderr)
 
@@ -430,10 +439,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 class _VersionAction(argparse.Action):
     """``--version``: the same facts as ``emolens info``, then exit."""
 
-    def __init__(self, option_strings, dest, **kwargs):
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
         parser.exit(_cmd_info(argparse.Namespace(json=False, no_check=False)))
 
 

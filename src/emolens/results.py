@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from emolens.labels import EMOTIONS
@@ -64,7 +65,9 @@ class FaceResult:
         return self.confidence < UNCERTAIN_BELOW
 
     @classmethod
-    def from_probabilities(cls, box: FaceBox, probabilities, detection_score: float | None = None) -> FaceResult:
+    def from_probabilities(
+        cls, box: FaceBox, probabilities: Iterable[float], detection_score: float | None = None
+    ) -> FaceResult:
         score = None if detection_score is None else round(float(detection_score), 4)
         return cls(box, {name: float(p) for name, p in zip(EMOTIONS, probabilities)}, score)
 

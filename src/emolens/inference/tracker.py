@@ -80,22 +80,23 @@ class FaceTracker:
         if self.tracks and len(faces):
             overlap = iou(np.stack([t.box for t in self.tracks]), boxes)
             while True:
-                t, d = np.unravel_index(np.argmax(overlap), overlap.shape)
+                t, d = (int(i) for i in np.unravel_index(np.argmax(overlap), overlap.shape))
                 if overlap[t, d] < self.iou_threshold:
                     break
                 matched[d] = self.tracks[t]
                 overlap[t, :] = -1
                 overlap[:, d] = -1
-        for track in self.tracks:
-            track.missed += 1
+        for old in self.tracks:
+            old.missed += 1
         out = []
         for d, face in enumerate(faces):
-            track = matched.get(d)
-            if track is None:
+            found = matched.get(d)
+            if found is None:
                 track = Track(self._next_id, boxes[d], probs[d])
                 self._next_id += 1
                 self.tracks.append(track)
             else:
+                track = found
                 track.scores = self.smoothing * track.scores + (1 - self.smoothing) * probs[d]
                 track.box = boxes[d]
             track.missed = 0

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -29,6 +30,9 @@ from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.records import csv_header, csv_row
 from emolens.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ class VideoInfo:
             return cls(w, h, fps, frames, duration, rotation, bool(container.streams.audio), fmt)
 
 
-def _open(path: str | os.PathLike):
+def _open(path: str | os.PathLike[str]) -> Any:
     import av
 
     try:
@@ -98,7 +102,7 @@ def _open(path: str | os.PathLike):
         raise VideoOpenError(f"{path}: not a readable video ({reason}{hint})") from exc
 
 
-def _video_stream(container, path):
+def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     if not container.streams.video:
         raise VideoOpenError(f"{path}: no video stream")
     return container.streams.video[0]
@@ -166,7 +170,7 @@ class VideoResult:
                 "end": rows[-1]["time"],
                 "shot": rows[0].get("shot", 0),
                 "short": self.is_short(rows),
-                "dominant_emotion": max(share, key=share.get),
+                "dominant_emotion": max(share, key=lambda e: share[e]),
                 "share": share,
                 "mean_scores": {e: float(np.mean([r["scores"][e] for r in rows])) for e in EMOTIONS},
             }
@@ -231,7 +235,7 @@ def process_video(
     cuts: list[dict] = []  # {"frame", "time"} of each new shot's first frame
     temps: list[tuple[Path, Path]] = []
 
-    def temp_for(path) -> Path:
+    def temp_for(path: str | os.PathLike[str]) -> Path:
         final = Path(path)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
@@ -298,11 +302,13 @@ class _AnnotatedWriter:
     the GIL in their native code).
     """
 
-    def __init__(self, source, target: Path, info: VideoInfo, max_pixels: int | None = None):
+    def __init__(
+        self, source: str | os.PathLike[str], target: Path, info: VideoInfo, max_pixels: int | None = None
+    ) -> None:
         self.source, self.target, self.info = source, target, info
         self.scale = min(1.0, (max_pixels / (info.width * info.height)) ** 0.5) if max_pixels else 1.0
 
-    def __enter__(self):
+    def __enter__(self) -> _AnnotatedWriter:
         import av
 
         self.input = _open(self.source)
@@ -354,7 +360,7 @@ class _AnnotatedWriter:
             except BaseException as exc:  # reported to the caller by the next write() or __exit__
                 self._failure = exc
 
-    def _put(self, item) -> None:
+    def _put(self, item: object) -> None:
         if self._failure is not None:
             raise self._failure
         self._queue.put(item)
@@ -375,19 +381,19 @@ class _AnnotatedWriter:
     def write(self, image: np.ndarray) -> None:
         self._put((image, self._pts))
 
-    def _to_frame(self, image: np.ndarray, pts):
+    def _to_frame(self, image: np.ndarray, pts: int | None) -> Any:
         import av
 
         h, w = self.out_video.height, self.out_video.width
         if self.scale < 1:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         # OpenCV converts BGR to I420 4x faster than PyAV's swscale path (0.37 vs 1.63 ms at 720p).
-        yuv = cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_BGR2YUV_I420)
+        yuv = np.asarray(cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_BGR2YUV_I420), np.uint8)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = pts, self.in_video.time_base
         return frame
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
             self._queue.put(None)
             self._thread.join()
@@ -413,7 +419,7 @@ def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> No
     timeline_figure(result, max_tracks=max_tracks).savefig(path, dpi=100)
 
 
-def timeline_figure(result: VideoResult, *, max_tracks: int = 6):
+def timeline_figure(result: VideoResult, *, max_tracks: int = 6) -> Figure:
     """Stacked emotion probabilities over time, one panel per track (the longest first).
 
     The panels share one time axis from 0 to the video's end, labelled once at the bottom,

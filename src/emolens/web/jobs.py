@@ -15,12 +15,14 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
 from flask import Flask
 
+from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.video import Cancelled, process_video
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class JobStore:
     def __init__(
         self,
         root: str | Path,
-        recognizer_factory,
+        recognizer_factory: Callable[[], EmotionRecognizer],
         *,
         max_workers: int = 1,
         retention_days: float = 7,
@@ -89,7 +91,7 @@ class JobStore:
         db.execute("PRAGMA synchronous=FULL")
         return db
 
-    def _update(self, job_id: str, **fields) -> None:
+    def _update(self, job_id: str, **fields: object) -> None:
         fields["updated"] = time.time()
         sets = ", ".join(f"{k} = ?" for k in fields)
         with closing(self._db()) as db:
@@ -247,7 +249,7 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 def init_app(app: Flask) -> None:
-    def factory():
+    def factory() -> EmotionRecognizer:
         with app.app_context():
             from emolens.web.extensions import get_stream_recognizer
 

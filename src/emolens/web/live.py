@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Flask, current_app, request
 from flask_sock import ConnectionClosed, Sock
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 sock = Sock()
 
 
-def _newest(ws, first):
+def _newest(ws: Any, first: bytes | str) -> tuple[bytes | None, int, list[str]]:
     """The newest frame that queued up while the last one was processed, how many frames
     were dropped for it, and every control message (text) among them, in order: those are
     never dropped (a reset followed at once by a frame must still reset)."""
@@ -47,7 +48,7 @@ def _is_reset(message: str) -> bool:
         return False
 
 
-def _browser_frames(ws, processor: StreamProcessor, limit: int) -> Iterator[Frame]:
+def _browser_frames(ws: Any, processor: StreamProcessor, limit: int) -> Iterator[Frame]:
     """The browser as a frame source: its newest JPEG per turn, decoded, with the frames dropped for it.
 
     Control messages are acted on here, before the frame that follows them; a frame too large
@@ -85,7 +86,7 @@ def _browser_frames(ws, processor: StreamProcessor, limit: int) -> Iterator[Fram
 
 
 @sock.route("/ws/live")
-def live(ws):
+def live(ws: Any) -> None:
     from emolens.web.extensions import choose_model, get_recognizer
 
     try:
