@@ -3,6 +3,10 @@
 Back-pressure: the browser sends a frame only after the answer to the previous one, and
 the server, before working on a frame, drains whatever else already arrived and keeps only
 the newest, so a client that floods cannot build a queue. Frames are never stored.
+
+Every answer to a frame carries ``frame``: how many frames (binary messages) this connection
+had received up to the one answered, counting dropped ones. A page that resends after an
+answer took too long can so tell the late answer to an older frame from the one it waits for.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def live(ws):
     tracker = FaceTracker(smoothing=0.6, max_missed=5)
     cuts = CutDetector()  # a camera switched or cut to: no track carries over to other people
     limit = current_app.config["LIVE_MAX_FRAME_BYTES"]
+    received = 0  # binary messages so far, dropped ones included: the answers' "frame"
     try:
         while True:
             message = ws.receive()
@@ -72,18 +77,22 @@ def live(ws):
                 cuts.reset()
             if message is None:
                 continue
+            received += dropped + 1
             t0 = time.perf_counter()
             if len(message) > limit:
                 ws.send(
                     json.dumps(
-                        {"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}
+                        {
+                            "frame": received,
+                            "error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"},
+                        }
                     )
                 )
                 continue
             try:
                 frame = decode_image(message, name="frame", max_pixels=4_000_000)
             except ImageDecodeError as exc:
-                ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
+                ws.send(json.dumps({"frame": received, "error": {"code": "invalid_frame", "message": str(exc)}}))
                 continue
             if cuts.update(frame):
                 tracker.end_all()
@@ -94,6 +103,7 @@ def live(ws):
                     {
                         "width": frame.shape[1],
                         "height": frame.shape[0],
+                        "frame": received,
                         "dropped": dropped,
                         "server_ms": round(1000 * (time.perf_counter() - t0), 1),
                         "faces": [f.to_dict() for f in faces],
