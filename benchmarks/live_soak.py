@@ -22,6 +22,7 @@ features and the machine's load average, which matters: the page competes for th
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime
 import os
 import re
@@ -197,14 +198,21 @@ def summarise(samples: list[dict]) -> dict:
     to_blob = [ms for s in samples for ms in s["toBlobMs"]]
     rtt = [float(m.group(1)) for s in samples if (m := re.search(r"round\strip\s(\d+)\sms", s["stats"]))]
     found = stalls(per_s)
+    # Each gap split in two: the answer's wait (last send before an answer -> the answer) and the
+    # page's own time (last answer before a send -> the send), to tell server from page stalls.
+    answers = [t for s in samples for t in s["answers"]]
+    waits = [a - sends[i - 1] for a in answers if (i := bisect.bisect_right(sends, a))]
+    own = [t - answers[i - 1] for t in sends if (i := bisect.bisect_right(answers, t))]
     return {
         "seconds": len(samples),
         "frames_sent": len(sends),
-        "answers": sum(len(s["answers"]) for s in samples),
+        "answers": len(answers),
         "sent_fps_mean": round(len(sends) / max(1, len(samples)), 2),
         "camera_fps_mean": round(sum(s["camera"] for s in samples) / max(1, len(samples)), 2),
         "send_gap_ms": {"p50": percentile(gaps, 50), "p99": percentile(gaps, 99), "max": percentile(gaps, 100)},
         "round_trip_ms_shown": {"p50": percentile(rtt, 50), "max": percentile(rtt, 100)},
+        "answer_wait_ms": {"p50": percentile(waits, 50), "p99": percentile(waits, 99), "max": percentile(waits, 100)},
+        "page_answer_to_send_ms": {"p50": percentile(own, 50), "p99": percentile(own, 99), "max": percentile(own, 100)},
         "to_blob_ms": {
             "calls": len(to_blob),
             "p50": percentile(to_blob, 50),

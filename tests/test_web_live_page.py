@@ -163,3 +163,12 @@ def test_a_hidden_tab_pauses_and_says_so(live):
             document.dispatchEvent(new Event('visibilitychange')); }""")
         assert sent_in(page, 1000) >= 5 and page.is_hidden("#live-state")
         page.screenshot(path=str(ARTIFACTS / "live_state_1280x800.png"))
+
+
+def test_a_camera_that_gives_no_picture_is_named(live):
+    with live_page(*live) as (page, _):
+        page.evaluate("document.getElementById('camera').pause()")
+        page.wait_for_selector("#live-state:not([hidden])", timeout=4_000)
+        assert "The camera has given no new picture for" in page.inner_text("#live-state")
+        page.evaluate("document.getElementById('camera').play()")
+        page.wait_for_selector("#live-state", state="hidden", timeout=2_000)

@@ -76,9 +76,16 @@ function frameEncoder(workerUrl, quality) {
   return {
     encode(video, width, height) {
       if (!worker) return onPage(video, width, height);
-      if (!offscreen || offscreen.width !== width || offscreen.height !== height) offscreen = new OffscreenCanvas(width, height);
-      offscreen.getContext("2d").drawImage(video, 0, 0, width, height);
-      const bitmap = offscreen.transferToImageBitmap(), id = ++next;
+      let bitmap;
+      try {
+        if (!offscreen || offscreen.width !== width || offscreen.height !== height) offscreen = new OffscreenCanvas(width, height);
+        offscreen.getContext("2d").drawImage(video, 0, 0, width, height);
+        bitmap = offscreen.transferToImageBitmap();
+      } catch (err) {  // an OffscreenCanvas without 2d or transfer here: the page encodes
+        worker.terminate(); worker = null;
+        return onPage(video, width, height);
+      }
+      const id = ++next;
       for (const old of pending.keys()) if (old < id - 8) pending.delete(old);  // given up long ago
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject, onPage: () => onPage(video, width, height) });
@@ -182,7 +189,7 @@ function frameEncoder(workerUrl, quality) {
     lastGrab = stageSince = performance.now();
     stage = "encoding";
     const grabbedAt = lastGrab;
-    encoder.encode(video, width, height).then(buffer => {
+    new Promise(resolve => resolve(encoder.encode(video, width, height))).then(buffer => {  // a throw rejects
       // Stopped, hidden or given up by the watchdog meanwhile: this frame is stale.
       if (stage !== "encoding" || stageSince !== grabbedAt || !ws || ws.readyState !== WebSocket.OPEN) return;
       const now = performance.now();
