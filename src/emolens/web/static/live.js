@@ -248,14 +248,14 @@ function frameEncoder(workerUrl, quality) {
     const waited = ((now - stageSince) / 1000).toFixed(0);
     if (document.hidden) return "Paused while this tab is hidden: no frames are sent until it is shown again.";
     if (stage === "waiting" && now - stageSince > SLOW_MS) {
-      return `Waiting for the server: no answer for ${waited} s (a frame unanswered for ${RESEND_MS / 1000} s is resent).`;
+      return `Waiting for the server: no answer for ${waited}\u00a0s (a frame unanswered for ${RESEND_MS / 1000}\u00a0s is resent).`;
     }
-    if (stage === "encoding" && now - stageSince > SLOW_MS) return `Encoding a frame has taken ${waited} s so far.`;
+    if (stage === "encoding" && now - stageSince > SLOW_MS) return `Encoding a frame has taken ${waited}\u00a0s so far.`;
     if (video.requestVideoFrameCallback && now - lastCamera > 2000) {
-      return `The camera has given no new picture for ${((now - lastCamera) / 1000).toFixed(0)} s.`;
+      return `The camera has given no new picture for ${((now - lastCamera) / 1000).toFixed(0)}\u00a0s.`;
     }
     const encode = median(encodes);
-    if (encode !== null && encode > 250) return `Encoding frames is slow: ${encode.toFixed(0)} ms a frame.`;
+    if (encode !== null && encode > 250) return `Encoding frames is slow: ${encode.toFixed(0)}\u00a0ms a frame.`;
     return "";
   }
 
