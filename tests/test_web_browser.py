@@ -38,6 +38,23 @@ def write_y4m(path: Path, bgr: np.ndarray, frames: int = 30) -> Path:
     return path
 
 
+def launch_chromium(pw, camera: Path):
+    """Headless Debian Chromium whose fake camera plays the Y4M file `camera`, allowed at once."""
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}",
+        ],
+    )
+
+
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory, tiny_onnx, astronaut_bgr):
     from playwright.sync_api import sync_playwright
@@ -47,19 +64,7 @@ def browser_page(tmp_path_factory, tiny_onnx, astronaut_bgr):
     server = Server(tmp / "data", tiny_onnx, _free_port())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
-        )
+        browser = launch_chromium(pw, camera)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -114,11 +114,12 @@ def test_live_websocket(server, astronaut_bgr):
     try:
         ws.send(jpeg_bytes(astronaut_bgr))
         answer = json.loads(ws.receive(timeout=30))
-        assert (answer["width"], answer["height"]) == (512, 512)
+        assert (answer["width"], answer["height"]) == (512, 512) and answer["frame"] == 1
         (face,) = answer["faces"]
         assert face["track_id"] == 1 and face["emotion"] in face["scores"]
         ws.send(b"garbage, not a jpeg")
-        assert json.loads(ws.receive(timeout=30))["error"]["code"] == "invalid_frame"
+        invalid = json.loads(ws.receive(timeout=30))
+        assert invalid["error"]["code"] == "invalid_frame" and invalid["frame"] == 2
         # a flood: stale frames are dropped instead of queued, so fewer answers than frames
         for _ in range(20):
             ws.send(jpeg_bytes(astronaut_bgr))
@@ -131,6 +132,8 @@ def test_live_websocket(server, astronaut_bgr):
             answers.append(json.loads(msg))
         assert 1 <= len(answers) < 20
         assert sum(a["dropped"] for a in answers) + len(answers) == 20
+        # "frame" numbers every frame received, dropped ones too: the answer to frame 22 is the last
+        assert [a["frame"] for a in answers] == sorted({a["frame"] for a in answers}) and answers[-1]["frame"] == 22
         assert all(a["faces"][0]["track_id"] == 1 for a in answers)  # same face, same id
         ws.send(json.dumps({"type": "reset"}))  # e.g. the camera changed: tracks and known faces go
         ws.send(jpeg_bytes(astronaut_bgr[:, ::-1].copy()))

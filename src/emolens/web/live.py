@@ -3,6 +3,10 @@
 Back-pressure: the browser sends a frame only after the answer to the previous one, and
 the server, before working on a frame, drains whatever else already arrived and keeps only
 the newest, so a client that floods cannot build a queue. Frames are never stored.
+
+Every answer to a frame carries ``frame``: how many frames (binary messages) this connection
+had received up to the one answered, counting dropped ones. A page that resends after an
+answer took too long can so tell the late answer to an older frame from the one it waits for.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def _browser_frames(ws: Any, processor: StreamProcessor, limit: int) -> Iterator
     Control messages are acted on here, before the frame that follows them; a frame too large
     or undecodable gets an error message and is skipped. Ends when the browser disconnects.
     """
-    index = 0
+    received = 0  # binary messages so far, dropped ones included: the answers' "frame"
     start = time.time()
     try:
         while True:
@@ -66,21 +70,25 @@ def _browser_frames(ws: Any, processor: StreamProcessor, limit: int) -> Iterator
                 processor.reset()
             if message is None:
                 continue
-            received = time.time()
+            received += dropped + 1
+            arrived = time.time()
             if len(message) > limit:
                 ws.send(
                     json.dumps(
-                        {"error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"}}
+                        {
+                            "frame": received,
+                            "error": {"code": "frame_too_large", "message": f"frames are limited to {limit} bytes"},
+                        }
                     )
                 )
                 continue
             try:
                 image = decode_image(message, name="frame", max_pixels=4_000_000)
             except ImageDecodeError as exc:
-                ws.send(json.dumps({"error": {"code": "invalid_frame", "message": str(exc)}}))
+                ws.send(json.dumps({"frame": received, "error": {"code": "invalid_frame", "message": str(exc)}}))
                 continue
-            yield Frame(image, received - start, index, received, dropped)
-            index += 1
+            # the frame's index counts every frame received, so a dropped frame leaves a gap
+            yield Frame(image, arrived - start, received - 1, arrived, dropped)
     except ConnectionClosed:
         return
 
@@ -104,6 +112,7 @@ def live(ws: Any) -> None:
                 {
                     "width": image.shape[1],
                     "height": image.shape[0],
+                    "frame": result.frame.index + 1,
                     "dropped": result.frame.dropped,
                     "server_ms": round(1000 * (time.time() - result.frame.wall_time), 1),
                     "faces": [f.to_dict() for f in result.faces],
