@@ -202,7 +202,7 @@ def test_info_warns_when_the_kernels_disagree_with_the_reference_path(capsys, mo
     assert main(["info"]) == 1
     out = capsys.readouterr().out
     assert "WARNING: on this CPU, on 24 faces, ONNX Runtime's reference path differs from" in out
-    assert "emolens_sepface48.onnx by up to" in out and "emolens_vggface48.onnx by up to" in out
+    assert "emolens_vggface48_slim.onnx by up to" in out and "emolens_vggface48.onnx by up to" in out
 
 
 def test_annotate_into_a_file_is_one_line(tiny_onnx, astronaut_bgr, tmp_path, capsys):

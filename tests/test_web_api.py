@@ -232,7 +232,7 @@ def test_models_listed_and_chosen_by_name(client, astronaut_bgr):
     listed = client.get("/api/v1/models").get_json()
     assert [m["name"] for m in listed["models"]] == ["compact", "accurate"]
     assert listed["models"][0]["multiply_adds_per_view"] < listed["models"][1]["multiply_adds_per_view"] / 5
-    assert client.get("/api/v1/model?name=compact").get_json()["arch"] == "sepface48"
+    assert client.get("/api/v1/model?name=compact").get_json()["arch"] == "vggface48_slim"
     assert client.get("/api/v1/model?name=nope").status_code == 404
     image = jpeg_bytes(astronaut_bgr)
     r = client.post("/api/v1/images", data={"image": (io.BytesIO(image), "a.jpg"), "model": "compact"})
@@ -251,7 +251,7 @@ def test_pages_offer_the_shipped_models_and_the_model_page_shows_both_cards(clie
     assert '<option value="compact" selected>' in client.get("/").get_data(as_text=True)
     model_page = client.get("/model").get_data(as_text=True)
     assert 'id="compact"' in model_page and 'id="accurate"' in model_page
-    assert "sepface48" in model_page and "vggface48" in model_page
+    assert "vggface48_slim" in model_page and "vggface48" in model_page
     for name in ("compact", "accurate"):
         figure = client.get(f"/model/{name}/confusion.png")
         assert figure.status_code == 200 and figure.data[:4] == b"\x89PNG"

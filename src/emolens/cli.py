@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=["default", "compact", "origin"],
         default="default",
-        help="'compact' = the compact model's (sepface48 distilled from the accurate model, robust"
+        help="'compact' = the compact model's (vggface48_slim distilled from the accurate model, robust"
         " augmentation, 50 epochs); 'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)",
     )
     p.add_argument("--arch", help="model name, default vggface48 (an unknown name is refused with the known ones)")

@@ -86,7 +86,7 @@ class TrainConfig:
 # The compact model's recipe: distilled from the accurate shipped model, robust augmentation,
 # short enough for two hours on a 2-core AVX2 CPU.
 COMPACT = dict(
-    arch="sepface48",
+    arch="vggface48_slim",
     epochs=50,
     teacher="accurate",
     augment_config=ROBUST,
