@@ -113,6 +113,7 @@ def test_video_page_plays_the_result(browser_page, tmp_path, astronaut_bgr):
     summary = page.inner_text("#summary")
     assert "Face #1" in summary and "Face #2" in summary and "Face #3" not in summary
     assert "% of the time" in summary  # a track's card gives its share of time, not one frame's score
+    assert "All 2 faces" in summary and "% of the face time" in summary  # the whole video: short tracks left out
     assert "3 shots" in summary and "1 face seen too briefly to summarise" in summary
     assert page.locator("#jobs tbody tr").count() == 1
     page.screenshot(path=str(ARTIFACTS / "video.png"), full_page=True)

@@ -44,6 +44,15 @@
     setTimeout(() => poll(jobId), 500);
   }
 
+  // The whole video at a glance: each emotion's share of all the face-frames of the faces that
+  // count (short tracks left out), so a face seen twice as long weighs twice as much.
+  function wholeVideo(counted) {
+    const total = counted.reduce((n, [, tr]) => n + tr.frames, 0);
+    const share = Object.fromEntries(EMOTIONS.map(e => [e, counted.reduce((s, [, tr]) => s + tr.share[e] * tr.frames, 0) / total]));
+    const top = EMOTIONS.reduce((a, b) => (share[b] > share[a] ? b : a));
+    return { emotion: top, confidence: share[top], scores: share, verdict: `${top} ${(100 * share[top]).toFixed(0)}% of the face time` };
+  }
+
   async function show(jobId) {
     const result = await fetchJSON(`/api/v1/jobs/${jobId}/result${q}`);
     shownId = jobId;
@@ -61,7 +70,9 @@
     summary.innerHTML = tracks.length ? "" : '<p class="muted">No face was found in this video.</p>';
     const cuts = (result.summary.video.cuts || []).length;
     if (cuts) summary.insertAdjacentHTML("beforeend", `<p class="muted">${cuts + 1} shots: a face gets a new number after each cut.</p>`);
-    for (const [tid, tr] of tracks.filter(([, tr]) => !tr.short)) {
+    const counted = tracks.filter(([, tr]) => !tr.short);
+    if (counted.length > 1) summary.appendChild(faceCard(`All ${counted.length} faces`, wholeVideo(counted)));
+    for (const [tid, tr] of counted) {
       summary.appendChild(faceCard(`Face #${tid} (${tr.frames} frames, ${tr.start.toFixed(1)}–${tr.end.toFixed(1)} s)`,
         { emotion: tr.dominant_emotion, confidence: tr.share[tr.dominant_emotion], scores: tr.share,
           verdict: `${tr.dominant_emotion} ${(100 * tr.share[tr.dominant_emotion]).toFixed(0)}% of the time` }));
