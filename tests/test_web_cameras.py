@@ -118,6 +118,12 @@ def test_migrations_apply_once_and_rows_persist(tmp_path, tiny_onnx):
     with running(make_app(tmp_path, tiny_onnx)) as app:
         listed = app.test_client().get("/api/v1/cameras").get_json()["cameras"]
     assert [c["id"] for c in listed] == [camera["id"]] and listed[0]["name"] == "door"
+    # not resumed (TESTING), and not shown as reading: the shutdown said why it stopped, and kept the intent
+    assert (listed[0]["state"], listed[0]["reason"], listed[0]["desired"]) == (
+        "stopped",
+        "the server stopped",
+        "running",
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,6 +237,24 @@ def view(base: str, camera_id: str, frames: int, out: list) -> None:
         ws.close()
 
 
+def serve_again(stream: StreamServer, clip) -> StreamServer:
+    """The stream served anew at the same address, as a camera comes back."""
+    stream.kill()
+    again = StreamServer(clip)
+    again.port, again.url = stream.port, stream.url
+    return again.start()
+
+
+def next_state(ws, wanted, timeout: float = 15.0) -> dict:
+    """The first JSON message of a viewer's socket for which ``wanted`` is true (JPEGs skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = ws.receive(timeout=deadline - time.monotonic())
+        if isinstance(message, str) and wanted(parsed := json.loads(message)):
+            return parsed
+    raise AssertionError("no such message")
+
+
 def test_a_real_stream_is_watched_once_for_two_viewers_and_survives_a_restart(
     tmp_path, tiny_onnx, stream_clip, monkeypatch
 ):
@@ -276,15 +300,28 @@ def test_a_real_stream_is_watched_once_for_two_viewers_and_survives_a_restart(
             assert worker.steps == len(steps)  # the camera's worker is the only one stepping
             assert during <= max(max(s) for s in seqs) - min(min(s) for s in seqs) + 2
 
+            # a viewer sees the operator stop the camera and start it again, and frames again
+            import simple_websocket
+
+            ws = simple_websocket.Client.connect(f"{base}/ws/cameras/{camera['id']}")
+            try:
+                assert json.loads(ws.receive(timeout=10))["state"] == "live"
+                client.post(url + "/stop")
+                assert next_state(ws, lambda m: m["state"] != "live")["state"] == "stopped"
+                stream = serve_again(stream, stream_clip)  # ffmpeg -listen 1 serves one client, then ends
+                client.post(url + "/start")
+                back = next_state(ws, lambda m: m["frame"])
+                assert back["state"] == "live" and back["seq"] < 30  # the new worker's frames, from its first
+            finally:
+                ws.close()
+
             stream.kill()
             dropped = wait_for(
                 lambda: (c := client.get(url).get_json())["state"] == "reconnecting" and c, what="reconnecting"
             )
             assert "retrying" in dropped["reason"]
         # a restart on the same data: the camera is listed again, resumed, and live again
-        stream = StreamServer(stream_clip)
-        stream.port, stream.url = int(camera["source"].split(":")[2].split("/")[0]), camera["source"]
-        stream.start()
+        stream = serve_again(stream, stream_clip)
         with running(make_app(tmp_path, tiny_onnx, CAMERAS_AUTOSTART=True)) as app:
             client = app.test_client()
             assert [c["id"] for c in client.get("/api/v1/cameras").get_json()["cameras"]] == [camera["id"]]

@@ -145,6 +145,7 @@ def view_camera(ws: Any, camera_id: str) -> None:
         ws.send(json.dumps(ApiError(404, "camera_not_found", f"no camera {camera_id!r}").to_dict()))
         return
     seq, status = 0, ("", "")  # what this viewer was last sent: frame number, (state, reason)
+    watched = None
     try:
         while ws.connected:
             worker = store.worker(camera_id)
@@ -152,12 +153,16 @@ def view_camera(ws: Any, camera_id: str) -> None:
                 camera = store.get(camera_id)
                 current = ("gone", "") if camera is None else (camera["state"], camera["reason"])
                 if current != status:
-                    ws.send(json.dumps({"state": current[0], "reason": current[1], "faces": []}))
+                    ws.send(
+                        json.dumps({"state": current[0], "reason": current[1], "seq": 0, "frame": False, "faces": []})
+                    )
                     status = current
                 if camera is None:
                     return
                 ws.receive(timeout=1.0)  # also notices a closed socket
                 continue
+            if worker is not watched:  # started again: a new worker counts its frames from 1
+                watched, seq = worker, 0
             snapshot, now = worker.wait_newer(seq, status, timeout=1.0)
             if snapshot.seq > seq or now != status:
                 fresh = snapshot.seq > seq

@@ -147,11 +147,12 @@ class CameraStore:
     def shutdown(self) -> None:
         """Stop every worker; the rows keep ``desired`` so the next start resumes them."""
         with self._lock:
-            workers = list(self._workers.values())
+            workers = dict(self._workers)
             self._workers.clear()
-        for worker in workers:
-            worker.on_status = None  # a stop for shutdown is not the operator's: keep the last state
+        for camera_id, worker in workers.items():
+            worker.on_status = None  # not the operator's stop: ``desired`` stays as it was
             worker.stop()
+            self._update(camera_id, state="stopped", reason="the server stopped", since=time.time())
 
     def _start_worker(self, camera_id: str, *, retry_first: bool) -> None:
         row = self._row(camera_id)
@@ -161,6 +162,9 @@ class CameraStore:
             current = self._workers.get(camera_id)
             if current is not None and current.running and current.status.state is not SourceState.FAILED:
                 return
+            if current is not None:  # failed, or ended: its thread is done or about to be
+                current.on_status = None
+                current.stop(wait=0)
             worker = CameraWorker(
                 row["source"],
                 self._recognizer_factory(row["model"]),
