@@ -191,6 +191,18 @@ def test_add_list_stop_start_delete_and_the_password_is_never_shown(tmp_path, ti
     assert not [line for line in logged if SECRET in line]
 
 
+def test_a_camera_whose_model_cannot_load_fails_alone_at_start_up(tmp_path, tiny_onnx):
+    with running(make_app(tmp_path, tiny_onnx)) as app:
+        camera = app.test_client().post("/api/v1/cameras", json={"name": "a", "source": dead_url()}).get_json()
+    db = sqlite3.connect(tmp_path / "cameras.sqlite3")
+    with db:
+        db.execute("UPDATE cameras SET model = 'withdrawn'")
+    db.close()
+    with running(make_app(tmp_path, tiny_onnx, CAMERAS_AUTOSTART=True)) as app:
+        shown = app.test_client().get(f"/api/v1/cameras/{camera['id']}").get_json()
+    assert shown["state"] == "failed" and "model could not be loaded" in shown["reason"]
+
+
 def test_cameras_need_the_token_when_one_is_set(tmp_path, tiny_onnx):
     with running(make_app(tmp_path, tiny_onnx, TOKEN="s3cret")) as app:
         client = app.test_client()
@@ -328,4 +340,43 @@ def test_a_real_stream_is_watched_once_for_two_viewers_and_survives_a_restart(
             wait_for(lambda: client.get(url).get_json()["state"] == "live", what="live after a restart")
             wait_for(lambda: client.get(url + "/snapshot.jpg").status_code == 200, what="a frame after a restart")
     finally:
+        stream.kill()
+
+
+def test_the_real_server_resumes_its_cameras_after_kill_9(tmp_path, tiny_onnx, stream_clip):
+    """`emolens serve` (gunicorn's worker, not TESTING): a camera added, the server killed, started
+    again on the same data: reading again by itself; the password in no log line."""
+    import urllib.request
+
+    from test_web_server import Server
+
+    def call(srv, path, body=None):
+        request = urllib.request.Request(
+            srv.base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": "Bearer tok", "Content-Type": "application/json"},
+            method="GET" if body is None else "POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return json.loads(r.read())
+
+    stream = StreamServer(stream_clip).start()
+    srv = Server(tmp_path / "data", tiny_onnx, free_port(), token="tok")
+    try:
+        source = stream.url.replace("http://", f"http://operator:{SECRET}@")
+        camera = call(srv, "/api/v1/cameras", {"name": "hall", "source": source})
+        url = f"/api/v1/cameras/{camera['id']}"
+        wait_for(lambda: call(srv, url)["state"] == "live", what="live")
+        srv.kill9()
+        srv.stop()  # closes its log file
+        log = srv.log()
+        stream = serve_again(stream, stream_clip)
+        srv = Server(tmp_path / "data", tiny_onnx, free_port(), token="tok")
+        wait_for(lambda: call(srv, url)["state"] == "live", what="live after kill -9")
+        assert call(srv, url)["source"] == source.replace(SECRET, "***")
+        wait_for(lambda: call(srv, url + "/records")["records"], what="records after kill -9")
+        log += srv.log()
+        assert "operator:***@127.0.0.1" in log and SECRET not in log
+    finally:
+        srv.stop()
         stream.kill()

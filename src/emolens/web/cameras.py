@@ -158,6 +158,13 @@ class CameraStore:
         row = self._row(camera_id)
         if row is None:
             return
+        try:
+            recognizer = self._recognizer_factory(row["model"])
+        except Exception as exc:  # e.g. a model a later version no longer ships: this camera fails, not the server
+            logger.exception("camera %s: its model %r could not be loaded", camera_id, row["model"])
+            reason = f"its model could not be loaded ({type(exc).__name__}); delete it and add it again"
+            self._record_status(camera_id, SourceStatus(SourceState.FAILED, reason, time.time()))
+            return
         with self._lock:
             current = self._workers.get(camera_id)
             if current is not None and current.running and current.status.state is not SourceState.FAILED:
@@ -167,7 +174,7 @@ class CameraStore:
                 current.stop(wait=0)
             worker = CameraWorker(
                 row["source"],
-                self._recognizer_factory(row["model"]),
+                recognizer,
                 every_nth=row["every_nth"],
                 retry_first=retry_first,
                 on_status=lambda status: self._record_status(camera_id, status),
