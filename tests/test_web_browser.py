@@ -444,13 +444,20 @@ def poll(page, expression: str, timeout: float = 30.0) -> None:
 
 def test_cameras_page_shows_the_picture_of_a_stream(browser_page, stream_clip):
     """A camera added in the form: its annotated picture, face cards and state; no password shown; Delete asks."""
-    from conftest import StreamServer
+    from conftest import StreamServer, free_port
 
     page, server, errors = browser_page
     stream = StreamServer(stream_clip).start()
+    dead = page.request.post(
+        server.base + "/api/v1/cameras",
+        data={"name": "Gone", "source": f"rtsp://127.0.0.1:{free_port()}/x"},
+    ).json()
     try:
         page.set_viewport_size({"width": 1280, "height": 800})
-        page.goto(server.base + "/cameras")
+        page.goto(server.base + "/cameras")  # shows the first camera: one that failed, and says why
+        poll(page, "document.getElementById('camera-state').textContent.startsWith('failed: connection refused')")
+        assert page.inner_text("#no-picture") == "No picture yet: failed: connection refused."
+        page.screenshot(path=str(ARTIFACTS / "cameras_failed.png"))
         page.fill("#camera-name", "Lab door")
         page.fill("#camera-source", stream.url.replace("http://", "http://operator:pa55word@"))
         page.click("#add-camera button[type=submit]")
@@ -465,6 +472,7 @@ def test_cameras_page_shows_the_picture_of_a_stream(browser_page, stream_clip):
         phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
         try:
             phone.goto(server.base + "/cameras")
+            phone.click("#cameras tr:has-text('Lab door') button:has-text('View')")
             poll(phone, "document.getElementById('picture').naturalWidth === 352")
             phone.wait_for_timeout(1000)
             phone.screenshot(path=str(ARTIFACTS / "phone_cameras_live.png"), full_page=True)
@@ -472,10 +480,12 @@ def test_cameras_page_shows_the_picture_of_a_stream(browser_page, stream_clip):
         finally:
             phone.close()
         page.once("dialog", lambda dialog: dialog.accept())
-        page.click("#cameras button:has-text('Delete')")
-        page.wait_for_selector("#cameras td.muted", timeout=10_000)
-        assert page.is_hidden("#viewer")
+        page.click("#cameras tr:has-text('Lab door') button:has-text('Delete')")
+        page.wait_for_selector("#cameras tr:has-text('Lab door')", state="detached", timeout=10_000)
+        poll(page, "document.getElementById('viewer-h').textContent === 'Gone'")  # the next camera is shown
         assert "pa55word" not in server.log()
     finally:
         stream.kill()
+        page.request.delete(server.base + f"/api/v1/cameras/{dead['id']}")
+        page.goto("about:blank")  # closes the viewer's socket: the server's graceful stop would wait for it
     assert errors == []

@@ -7,7 +7,7 @@
   const form = document.getElementById("add-camera");
   const list = document.querySelector("#cameras tbody");
   const viewer = document.getElementById("viewer");
-  const picture = document.getElementById("picture");
+  const picture = document.getElementById("picture"), noPicture = document.getElementById("no-picture");
   const stateLine = document.getElementById("camera-state");
   const facesBox = document.getElementById("faces");
   const timeline = document.getElementById("timeline");
@@ -102,6 +102,8 @@
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
     viewing = null; history = []; followed = null;
     viewer.hidden = true;
+    picture.hidden = true; picture.removeAttribute("src");
+    noPicture.hidden = false; noPicture.textContent = "No picture yet.";
   }
 
   function refreshRows() {
@@ -111,12 +113,17 @@
 
   function onPicture(blob) {
     const url = URL.createObjectURL(blob);
-    picture.onload = () => { if (shownUrl) URL.revokeObjectURL(shownUrl); shownUrl = url; };
+    picture.onload = () => {
+      if (shownUrl) URL.revokeObjectURL(shownUrl);
+      shownUrl = url;
+      picture.hidden = false; noPicture.hidden = true;
+    };
     picture.src = url;
   }
 
   function onState(msg) {
     if (msg.error) { showMessage(msg.error.message); return; }
+    if (picture.hidden) noPicture.textContent = `No picture yet: ${stateText(msg)}.`;
     stateLine.textContent = stateText(msg) + (msg.state === "live" ? ` · ${msg.faces.length} face${msg.faces.length === 1 ? "" : "s"}` : "");
     const now = msg.wall_time ? msg.wall_time * 1000 : Date.now();
     const follow = followFace(msg.faces, followed, now, HOLD_MS);
