@@ -220,7 +220,7 @@ def test_openapi_matches_routes(app, client):
     assert documented == actual
 
 
-@pytest.mark.parametrize("url", ["/", "/video", "/image", "/model", "/api"])
+@pytest.mark.parametrize("url", ["/", "/cameras", "/video", "/image", "/model", "/api"])
 def test_pages_render_without_inline_script(client, url):
     r = client.get(url)
     assert r.status_code == 200 and b"<main>" in r.data

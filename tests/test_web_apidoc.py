@@ -64,7 +64,7 @@ def test_api_page_is_made_from_the_document_at_each_request(client, monkeypatch)
     assert "<code>/api/v1/later</code>" in html and "Added after the page was written" in html
 
 
-@pytest.mark.parametrize("url", ["/", "/video", "/image", "/model", "/api"])
+@pytest.mark.parametrize("url", ["/", "/cameras", "/video", "/image", "/model", "/api"])
 def test_every_page_links_the_api_reference(client, url):
     html = client.get(url).data.decode()
     assert 'href="/api"' in html and 'href="/api/v1/openapi.json"' in html

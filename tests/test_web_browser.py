@@ -188,7 +188,7 @@ def test_no_page_scrolls_sideways_on_a_phone(browser_page, tmp_path, astronaut_b
         )
     phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
     try:
-        for path in ("/", "/video", "/image", "/model", "/api"):
+        for path in ("/", "/cameras", "/video", "/image", "/model", "/api"):
             phone.goto(server.base + path)
             if path == "/video":
                 phone.wait_for_selector("#jobs tbody tr", timeout=30_000)
@@ -434,4 +434,64 @@ def test_video_jobs_list_names_times_and_asks_before_deleting(browser_page, tmp_
     assert page.request.get(f"{server.base}/api/v1/jobs/{job_id}").status == 404
     assert page.is_hidden("#result")  # the deleted job's result is no longer shown
     page.screenshot(path=str(ARTIFACTS / "video_jobs.png"), full_page=True)
+    assert errors == []
+
+
+def poll(page, expression: str, timeout: float = 30.0) -> None:
+    """Wait until ``expression`` is true in the page. Playwright's own polling evaluates it with
+    ``new Function``, which the pages' CSP (no 'unsafe-eval') refuses once it has to poll."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
+def test_cameras_page_shows_the_picture_of_a_stream(browser_page, stream_clip):
+    """A camera added in the form: its annotated picture, face cards and state; no password shown; Delete asks."""
+    from conftest import StreamServer, free_port
+
+    page, server, errors = browser_page
+    stream = StreamServer(stream_clip).start()
+    dead = page.request.post(
+        server.base + "/api/v1/cameras",
+        data={"name": "Gone", "source": f"rtsp://127.0.0.1:{free_port()}/x"},
+    ).json()
+    try:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(server.base + "/cameras")  # shows the first camera: one that failed, and says why
+        poll(page, "document.getElementById('camera-state').textContent.startsWith('failed: connection refused')")
+        assert page.inner_text("#no-picture") == "No picture yet: failed: connection refused."
+        page.screenshot(path=str(ARTIFACTS / "cameras_failed.png"))
+        page.fill("#camera-name", "Lab door")
+        page.fill("#camera-source", stream.url.replace("http://", "http://operator:pa55word@"))
+        page.click("#add-camera button[type=submit]")
+        poll(page, "document.getElementById('picture').naturalWidth === 352")
+        page.wait_for_selector("#faces .face h3", timeout=30_000)
+        poll(page, "document.getElementById('camera-state').textContent.startsWith('live')")
+        page.wait_for_timeout(2500)  # a few seconds of timeline
+        assert "Face #" in page.inner_text("#faces")  # the clip loops: each loop is a new shot, new ids
+        assert "operator:***@127.0.0.1" in page.inner_text("#cameras")
+        assert "pa55word" not in page.content()
+        page.screenshot(path=str(ARTIFACTS / "cameras.png"), full_page=True)
+        phone = page.context.browser.new_page(viewport={"width": 390, "height": 844})
+        try:
+            phone.goto(server.base + "/cameras")
+            phone.click("#cameras tr:has-text('Lab door') button:has-text('View')")
+            poll(phone, "document.getElementById('picture').naturalWidth === 352")
+            phone.wait_for_timeout(1000)
+            phone.screenshot(path=str(ARTIFACTS / "phone_cameras_live.png"), full_page=True)
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        finally:
+            phone.close()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#cameras tr:has-text('Lab door') button:has-text('Delete')")
+        page.wait_for_selector("#cameras tr:has-text('Lab door')", state="detached", timeout=10_000)
+        poll(page, "document.getElementById('viewer-h').textContent === 'Gone'")  # the next camera is shown
+        assert "pa55word" not in server.log()
+    finally:
+        stream.kill()
+        page.request.delete(server.base + f"/api/v1/cameras/{dead['id']}")
+        page.goto("about:blank")  # closes the viewer's socket: the server's graceful stop would wait for it
     assert errors == []

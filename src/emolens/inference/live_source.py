@@ -20,6 +20,7 @@ import numpy as np
 
 from emolens.errors import SourceError
 from emolens.inference.pipeline import Frame
+from emolens.inference.urls import mask_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ class LiveSource:
         """Start the reader thread (once)."""
         if self._thread is None:
             self._start = time.monotonic()
-            self._thread = threading.Thread(target=self._run, name=f"emolens-source {self.url}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"emolens-source {mask_credentials(self.url)}", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -150,7 +153,7 @@ class LiveSource:
             if frame is not None:
                 yield frame
             elif self.state is SourceState.FAILED:
-                raise SourceError(f"{self.url}: {self.status.reason}")
+                raise SourceError(f"{mask_credentials(self.url)}: {self.status.reason}")
             elif self._stopping.is_set():
                 return
 
@@ -172,7 +175,7 @@ class LiveSource:
             ):
                 return
             self.status = SourceStatus(state, reason, time.time())
-            logger.debug("%s: %s", self.url, self.status)
+            logger.debug("%s: %s", mask_credentials(self.url), self.status)
             if self.on_status is not None:  # under the lock, so that callbacks come in order
                 self.on_status(self.status)
             self._cond.notify_all()

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from emolens.errors import SourceError
 from emolens.inference.live_source import LiveSource
 from emolens.inference.pipeline import Frame
+from emolens.inference.urls import mask_credentials
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -90,17 +91,9 @@ def open_source(spec: str | int, **live_options: Any) -> FileSource | StreamSour
     Raises:
         SourceError: an unsupported URL scheme, or a device or file that does not exist.
     """
-    text = str(spec).strip()
-    if text.isdigit():
-        text = f"/dev/video{text}"
-    scheme = _SCHEME.match(text)
-    if scheme:
-        name = scheme.group(1).lower()
-        if name not in STREAM_SCHEMES:
-            raise SourceError(
-                f"{text}: unsupported address; emolens reads {', '.join(s + '://' for s in STREAM_SCHEMES)}"
-                " streams, /dev/videoN cameras (or an index) and video files"
-            )
+    text = _normalise(spec)
+    name = _stream_scheme(text)
+    if name:
         options = {"rtsp_transport": "tcp"} if name.startswith("rtsp") else {}
         options.update(live_options.pop("options", None) or {})
         return StreamSource(text, options=options, **live_options)
@@ -114,13 +107,68 @@ def open_source(spec: str | int, **live_options: Any) -> FileSource | StreamSour
     return FileSource(path)
 
 
-def _device(path: str, live_options: dict) -> DeviceSource:
+def check_live_spec(spec: str | int) -> str:
+    """What :func:`open_source` would open for a stream URL or a camera, checked without opening it.
+
+    For callers that open the source later, elsewhere (a web request adding a camera that a
+    worker reads): the same rules, so that a mistake is refused at once, with the same words.
+    Files are refused: a live source runs for hours, and a web client may not name server paths.
+
+    Returns:
+        The spec as it will be opened (``"0"`` becomes ``"/dev/video0"``).
+
+    Raises:
+        SourceError: an unsupported scheme, a missing or unreadable device, or not a URL or device;
+            the message shows the address with its credentials masked.
+    """
+    text = _normalise(spec)
+    if _stream_scheme(text):
+        return text
+    if text.startswith("/dev/video"):
+        _check_device(text)
+        return text
+    raise SourceError(
+        f"{mask_credentials(text)}: not a stream or a camera; give an "
+        f"{', '.join(s + '://' for s in STREAM_SCHEMES)} address or /dev/videoN (or its index N)"
+    )
+
+
+def _normalise(spec: str | int) -> str:
+    text = str(spec).strip()
+    return f"/dev/video{text}" if text.isdigit() else text
+
+
+def _stream_scheme(text: str) -> str | None:
+    """The URL's scheme, lower case, if it is one emolens streams; None if ``text`` is no URL.
+
+    Raises:
+        SourceError: a URL with a scheme emolens does not read.
+    """
+    scheme = _SCHEME.match(text)
+    if not scheme:
+        return None
+    name = scheme.group(1).lower()
+    if name not in STREAM_SCHEMES:
+        raise SourceError(
+            f"{mask_credentials(text)}: unsupported address; emolens reads "
+            f"{', '.join(s + '://' for s in STREAM_SCHEMES)} streams, /dev/videoN cameras (or an index) and video files"
+        )
+    return name
+
+
+def _check_device(path: str) -> None:
+    if not re.fullmatch(r"/dev/video\d+", path):
+        raise SourceError(f"{path}: capture devices are named /dev/videoN")
     if not sys.platform.startswith("linux"):
         raise SourceError(f"{path}: capture devices are read through Linux's V4L2; give a stream URL instead")
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such camera (no device at that path; `ls /dev/video*` lists them)")
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: permission denied (add the user to the 'video' group)")
+
+
+def _device(path: str, live_options: dict) -> DeviceSource:
+    _check_device(path)
     return DeviceSource(path, **live_options)
 
 

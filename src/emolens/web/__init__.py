@@ -24,7 +24,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     Example:
         >>> app = create_app({"DATA_DIR": "/tmp/emolens", "TOKEN": "s3cret"})
     """
-    from emolens.web import accesslog, api, config, errors, extensions, jobs, live, pages, security
+    from emolens.web import (
+        accesslog,
+        api,
+        camera_views,
+        cameras,
+        config,
+        errors,
+        extensions,
+        jobs,
+        live,
+        pages,
+        security,
+    )
 
     app = Flask(__name__)
     app.config.from_object(config)
@@ -42,7 +54,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     extensions.init_app(app)
     jobs.init_app(app)
+    cameras.init_app(app)
     live.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    camera_views.init_app(app)
     return app

@@ -15,3 +15,6 @@ MAX_WORKERS = 1  # video jobs at once; more wait in the queue
 JOB_RETENTION_DAYS = 7
 LIVE_MAX_FRAME_BYTES = 2 * 1024 * 1024
 SOCK_SERVER_OPTIONS = {"ping_interval": 25}
+MAX_CAMERAS = 16  # cameras the server watches at once (each costs a reader and its recognition)
+CAMERA_TIMEOUT_S = 10.0  # seconds to open a camera's stream, and without data before it counts as dropped
+CAMERAS_AUTOSTART = None  # resume cameras left running at start-up; None: yes, except under TESTING

@@ -1,4 +1,4 @@
-"""HTML pages: live camera, video jobs, image, model card, API reference."""
+"""HTML pages: live camera, the server's cameras, video jobs, image, model card, API reference."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def _model_choices(stream: bool) -> dict:
 @bp.get("/")
 def live() -> str:
     return render_template("live.html", page="live", emotions=EMOTIONS, **_model_choices(stream=True))
+
+
+@bp.get("/cameras")
+def cameras() -> str:
+    """The server's cameras: added, listed and watched here; the page holds no state of its own."""
+    return render_template("cameras.html", page="cameras", emotions=EMOTIONS, **_model_choices(stream=True))
 
 
 @bp.get("/video")

@@ -142,6 +142,30 @@ function drawTimeline(canvas, points, t0, t1, cursor, label = t => `${t.toFixed(
   return { x, pad, w, span, t0 };
 }
 
+// Live views (the browser's camera, the server's cameras) follow one face on their timeline.
+// The face the timeline follows. In a crowd "the largest face" changes hands every few frames,
+// so the choice sticks to its track while that track is in view, and for `holdMs` after it was
+// last seen (a blink of the detector); only then does the largest face in view take over.
+// `followed` is {id, seen} or null; returns {face (null while holding), followed}.
+function followFace(faces, followed, now, holdMs) {
+  const same = followed && faces.find(f => f.track_id === followed.id);
+  if (same) return { face: same, followed: { id: same.track_id, seen: now } };
+  if (followed && now - followed.seen < holdMs) return { face: null, followed };
+  const area = f => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+  const largest = faces.reduce((best, f) => (!best || area(f) > area(best) ? f : best), null);
+  return { face: largest, followed: largest ? { id: largest.track_id, seen: now } : null };
+}
+
+// Cards in track order, so that a card stays where it is while its face is in view.
+function byTrack(faces) {
+  return faces.slice().sort((a, b) => a.track_id - b.track_id);
+}
+
+// Axis labels of a window that ends now: "-30 s" on the left, "now" on the right.
+function secondsAgo(t) {
+  return Math.abs(t) < 0.05 ? "now" : `${t.toFixed(0)} s`;
+}
+
 // Save a Blob made in the page as a file called `name`.
 function download(name, blob) {
   const a = document.createElement("a");

@@ -1,29 +1,6 @@
 "use strict";
 // Live page: camera -> downscaled JPEG over a WebSocket, one frame in flight; draw the answers.
 
-// The face the timeline follows. In a crowd "the largest face" changes hands every few frames,
-// so the choice sticks to its track while that track is in view, and for `holdMs` after it was
-// last seen (a blink of the detector); only then does the largest face in view take over.
-// `followed` is {id, seen} or null; returns {face (null while holding), followed}.
-function followFace(faces, followed, now, holdMs) {
-  const same = followed && faces.find(f => f.track_id === followed.id);
-  if (same) return { face: same, followed: { id: same.track_id, seen: now } };
-  if (followed && now - followed.seen < holdMs) return { face: null, followed };
-  const area = f => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
-  const largest = faces.reduce((best, f) => (!best || area(f) > area(best) ? f : best), null);
-  return { face: largest, followed: largest ? { id: largest.track_id, seen: now } : null };
-}
-
-// Cards in track order, so that a card stays where it is while its face is in view.
-function byTrack(faces) {
-  return faces.slice().sort((a, b) => a.track_id - b.track_id);
-}
-
-// Axis labels of a window that ends now: "-30 s" on the left, "now" on the right.
-function secondsAgo(t) {
-  return Math.abs(t) < 0.05 ? "now" : `${t.toFixed(0)} s`;
-}
-
 // The session's records stay in this page, bounded: faces seen in the last `maxAgeS` seconds and
 // at most `maxCount` of them; the oldest go first. Returns how many were dropped from the front.
 function trimRecords(records, now, maxAgeS, maxCount) {
