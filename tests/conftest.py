@@ -118,6 +118,15 @@ def client(app):
     return app.test_client()
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a child that must get Ctrl-C: a shell's background job (``cmd &``, as
+    a CI runner may start the suite) ignores SIGINT, its children inherit that, and Python then
+    installs no KeyboardInterrupt handler; restoring the default lets the child's Python do so."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def jpeg_bytes(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".jpg", image)
     assert ok

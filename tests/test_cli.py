@@ -223,12 +223,13 @@ def test_ctrl_c_during_video_is_one_line_and_exit_130(tiny_onnx, astronaut_bgr, 
     import sys
     import time
 
+    from conftest import interruptible
     from test_video import make_clip
 
     clip = make_clip(tmp_path / "long.mp4", astronaut_bgr, frames=3000, fps=30, audio=False)
     out = tmp_path / "out.mp4"
     cmd = [sys.executable, "-m", "emolens.cli", "video", str(clip), "-o", str(out), "--model", str(tiny_onnx)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     time.sleep(4)  # past start-up, into the frames
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -12,7 +12,7 @@ import time
 import av
 import pytest
 
-from conftest import free_port
+from conftest import free_port, interruptible
 from emolens.cli import main
 
 
@@ -25,7 +25,9 @@ class Watch:
 
     def __init__(self, args: list[str]):
         cmd = [sys.executable, "-m", "emolens.cli", "watch", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=interruptible
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self._reader.start()
