@@ -176,3 +176,17 @@ def test_detectors_return_typed_detections_and_a_users_detector_is_adapted(tiny_
     assert len(recognizer(frame)) == 1 and len(recognizer.for_stream()(frame)) == 1
     with pytest.raises(TypeError, match="a face detector needs a detect"):
         EmotionRecognizer(tiny_onnx, detector=object())
+
+
+def test_the_anchor_cache_stays_bounded_over_many_region_sizes(retinaface):
+    """A stream's face regions come in every size up to 128x128; a cache keyed by size grew for hours."""
+    from emolens.inference.detector import _anchor_grid
+
+    _anchor_grid.cache_clear()
+    for h in range(40, 129, 2):
+        for w in (96, 128):
+            retinaface.detect(np.full((h, w, 3), 120, np.uint8))
+    info = _anchor_grid.cache_info()
+    assert info.misses > 64 and info.currsize <= 64
+    grid = _anchor_grid(128, 128, retinaface._STRIDES, retinaface._SIZES)
+    assert grid.shape == ((16 * 16 + 8 * 8 + 4 * 4) * 2, 4) and not grid.flags.writeable

@@ -7,6 +7,7 @@ first (which recovers dim faces), and overlapping boxes are merged.
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, cast
@@ -190,7 +191,6 @@ class RetinaFaceDetector:
         self._session = cpu_session(model_path or self.default_model_path(), threads=threads, spinning=spinning)
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_size = max_side, min_size
-        self._anchors: dict[tuple[int, int], np.ndarray] = {}
 
     @staticmethod
     def default_model_path() -> Path:
@@ -199,17 +199,7 @@ class RetinaFaceDetector:
 
     def _anchors_for(self, height: int, width: int) -> np.ndarray:
         """(n, 4) anchors cx, cy, w, h in pixels, in the network's output order."""
-        key = (height, width)
-        if key not in self._anchors:
-            parts = []
-            for stride, sizes in zip(self._STRIDES, self._SIZES):
-                ny, nx = -(-height // stride), -(-width // stride)
-                yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-                centres = np.stack([(xx.ravel() + 0.5) * stride, (yy.ravel() + 0.5) * stride], 1)
-                for_cell = [np.column_stack([centres, np.full((len(centres), 2), s)]) for s in sizes]
-                parts.append(np.stack(for_cell, 1).reshape(-1, 4))
-            self._anchors[key] = np.concatenate(parts).astype(np.float32)
-        return self._anchors[key]
+        return _anchor_grid(height, width, self._STRIDES, self._SIZES)
 
     def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """The network's input for ``frame`` (1, 3, h, w) float, and the scale it was resized by."""
@@ -272,6 +262,24 @@ class RetinaFaceDetector:
         boxes = np.clip(np.round(boxes), 0, [w0, h0, w0, h0]).astype(np.int32)
         big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.min_size
         return merge_overlapping(boxes[big], scores[big], self.nms_threshold)
+
+
+# Bounded: a stream's face regions come in many sizes (every shape up to 128x128), and a cache
+# keyed by size without a bound grew for hours (~0.2 MiB every 10 s on a 30 fps stream).
+@functools.lru_cache(maxsize=64)
+def _anchor_grid(
+    height: int, width: int, strides: tuple[int, ...], sizes: tuple[tuple[int, ...], ...]
+) -> np.ndarray:
+    parts = []
+    for stride, cell_sizes in zip(strides, sizes):
+        ny, nx = -(-height // stride), -(-width // stride)
+        yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+        centres = np.stack([(xx.ravel() + 0.5) * stride, (yy.ravel() + 0.5) * stride], 1)
+        for_cell = [np.column_stack([centres, np.full((len(centres), 2), s)]) for s in cell_sizes]
+        parts.append(np.stack(for_cell, 1).reshape(-1, 4))
+    grid = np.concatenate(parts).astype(np.float32)
+    grid.setflags(write=False)  # shared between calls and threads
+    return grid
 
 
 DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
