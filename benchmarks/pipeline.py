@@ -77,8 +77,7 @@ SETUPS = {
 
 def recognizer_for(setup: str, model: str | None = None, *, spinning: bool = True) -> EmotionRecognizer:
     name, options, stream, default_model = SETUPS[setup]
-    options = options | ({"spinning": spinning} if name == "retinaface" else {})
-    detector = create_detector(name, **options)
+    detector = create_detector(name, spinning=spinning, **options)
     recognizer = EmotionRecognizer(model or default_model, detector=detector, spinning=spinning)
     return recognizer.for_stream() if stream else recognizer
 

@@ -217,8 +217,8 @@ def _recognizer(args: argparse.Namespace, *, spinning: bool = True) -> EmotionRe
     from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
 
     model = args.model or (STREAM_MODEL if args.func in (_cmd_video, _cmd_watch) else DEFAULT_MODEL)
-    options = _detector_options(args) | ({"spinning": spinning} if args.detector == "retinaface" else {})
-    return EmotionRecognizer(model, detector=create_detector(args.detector, **options), spinning=spinning)
+    detector = create_detector(args.detector, spinning=spinning, **_detector_options(args))
+    return EmotionRecognizer(model, detector=detector, spinning=spinning)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

@@ -267,9 +267,7 @@ class RetinaFaceDetector:
 # Bounded: a stream's face regions come in many sizes (every shape up to 128x128), and a cache
 # keyed by size without a bound grew for hours (~0.2 MiB every 10 s on a 30 fps stream).
 @functools.lru_cache(maxsize=64)
-def _anchor_grid(
-    height: int, width: int, strides: tuple[int, ...], sizes: tuple[tuple[int, ...], ...]
-) -> np.ndarray:
+def _anchor_grid(height: int, width: int, strides: tuple[int, ...], sizes: tuple[tuple[int, ...], ...]) -> np.ndarray:
     parts = []
     for stride, cell_sizes in zip(strides, sizes):
         ny, nx = -(-height // stride), -(-width // stride)
@@ -285,8 +283,14 @@ def _anchor_grid(
 DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 
-def create_detector(name: str = "retinaface", **kwargs: Any) -> FaceDetector:
-    """A detector by name (RetinaFace by default, as everywhere else), with its options."""
+def create_detector(name: str = "retinaface", *, spinning: bool = True, **kwargs: Any) -> FaceDetector:
+    """A detector by name (RetinaFace by default, as everywhere else), with its options.
+
+    ``spinning`` reaches the detectors that run ONNX Runtime (see :func:`cpu_session`); the
+    Haar cascade has no threads to spin, so callers need not know which detector it is.
+    """
     if name not in DETECTORS:
         raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")
+    if name == "retinaface":
+        kwargs["spinning"] = spinning
     return DETECTORS[name](**kwargs)

@@ -58,7 +58,7 @@ class EmotionRecognizer:
     ):
         self.classifier = EmotionClassifier(model_path, threads=threads, spinning=spinning)
         if isinstance(detector, str):
-            detector = create_detector(detector, **({"spinning": spinning} if detector == "retinaface" else {}))
+            detector = create_detector(detector, spinning=spinning)
         self.detector = as_face_detector(detector)
         self.margin = margin
 

@@ -41,10 +41,8 @@ def get_recognizer(model: str | None = None) -> EmotionRecognizer:
             if model not in recognizers:
                 # requests, live sockets and jobs run these sessions at once: their threads never spin
                 if "emolens_detector" not in ext:  # one detector (thread-safe) for every model
-                    options = config["DETECTOR_OPTIONS"] | (
-                        {"spinning": False} if config["DETECTOR"] == "retinaface" else {}
-                    )
-                    ext["emolens_detector"] = create_detector(config["DETECTOR"], **options)
+                    options = config["DETECTOR_OPTIONS"]
+                    ext["emolens_detector"] = create_detector(config["DETECTOR"], spinning=False, **options)
                 recognizers[model] = EmotionRecognizer(model, detector=ext["emolens_detector"], spinning=False)
     return recognizers[model]
 
