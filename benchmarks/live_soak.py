@@ -39,6 +39,8 @@ import numpy as np
 from _common import emit
 from web_load import free_port
 
+from emolens._machine import describe_machine
+
 RESULTS = Path(__file__).parent / "results"
 
 # Runs before any script of the page: counts what the page sends and receives on its socket,
@@ -116,15 +118,6 @@ def face_clip(path: Path, *, seconds: int = 8, fps: int = 15, faces: int = 3) ->
                 frame[y : y + h, x : x + w] = face if k % 2 == 0 else face[:, ::-1]
             f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
-
-
-def cpu_features() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    found = re.search(r"avx512_bf16|avx512_vnni|avx2", text)
-    return found.group(0) if found else "none of avx512_bf16, avx512_vnni, avx2"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -265,7 +258,7 @@ def main() -> None:
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "label": args.label,
-        "cpu_features": cpu_features(),
+        "machine": describe_machine(),
         "cores": os.cpu_count(),
         "load_avg_1_5_15_before": [round(x, 2) for x in load_before],
         "load_avg_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
