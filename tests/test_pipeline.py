@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import threading
 import time
 
@@ -11,6 +13,8 @@ import pytest
 
 from emolens.inference.pipeline import Frame, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
+from emolens.labels import EMOTIONS
+from emolens.results import FaceRecord
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +40,31 @@ def test_every_nth_frame_is_analysed_and_the_others_carry_its_faces(recognizer, 
     assert all(len(r.faces) == 1 and r.faces[0].track_id == 1 for r in results)
     assert [len(r.records) for r in results] == [1, 0, 0, 1, 0, 0, 1]
     first = results[0].records[0]
-    assert first["frame"] == 0 and first["shot"] == 0 and "wall_time" not in first
+    assert first.frame == 0 and first.shot == 0 and "wall_time" not in first.to_dict()
     assert processor.frames_analysed == 3 and processor.frames_seen == 7
 
 
 def test_live_records_carry_wall_time(recognizer, scene):
     result = StreamProcessor(recognizer, wall_time=True).step(frames(scene, 1, start=5)[0])
-    assert result.records[0]["wall_time"] == 1_700_000_000.5 and result.records[0]["time"] == 0.5
+    assert result.records[0].wall_time == 1_700_000_000.5 and result.records[0].time == 0.5
     assert result.done_time >= result.frame.wall_time
+
+
+def test_a_record_is_frozen_and_its_json_keeps_the_dict_shape(recognizer, scene):
+    (record,) = StreamProcessor(recognizer, wall_time=True).step(frames(scene, 1)[0]).records
+    d = record.to_dict()
+    assert list(d) == [
+        "time", "frame", "shot", "wall_time", "track_id", "box", "detection_score",
+        "emotion", "confidence", "uncertain", "scores",
+    ]  # fmt: skip
+    assert d["scores"] == dict(zip(EMOTIONS, record.probabilities)) and d["confidence"] == max(record.probabilities)
+    assert pickle.loads(pickle.dumps(record)) == record  # plain data: a record can go to another process
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.track_id = 2
+    with pytest.warns(FutureWarning, match="record.emotion"):
+        assert record["emotion"] == record.emotion  # dict-style access from before records were typed
+    with pytest.raises(ValueError, match="one value per emotion"):
+        FaceRecord(0.0, 0, 0, 1, record.box, None, record.probabilities[:6])
 
 
 def test_a_cut_is_analysed_at_once_and_ends_the_tracks(recognizer, scene, astronaut_bgr):

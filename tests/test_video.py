@@ -14,7 +14,7 @@ from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker
 from emolens.inference.video import Cancelled, VideoInfo, VideoOpenError, VideoResult, process_video
 from emolens.labels import EMOTIONS
-from emolens.results import FaceBox, FaceResult
+from emolens.results import FaceBox, FaceRecord, FaceResult
 
 
 def make_clip(path, astronaut_bgr, *, frames=20, fps=10, audio=True, size=(352, 240)):
@@ -94,7 +94,7 @@ def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
 
     assert np.abs(colour(decoded[0]) - colour(first)).max() < 3
     # one face, tracked with one id through the whole clip
-    assert {r["track_id"] for r in result.records} == {1} and len(result.records) == 20
+    assert {r.track_id for r in result.records} == {1} and len(result.records) == 20
     rows = list(csv.DictReader((tmp_path / "f.csv").read_text().splitlines()))
     assert len(rows) == 20 and set(EMOTIONS) <= set(rows[0]) and rows[0]["track_id"] == "1"
     assert all(float(row["detection_score"]) > 0 for row in rows)  # the Haar cascade's weight, per frame
@@ -108,7 +108,7 @@ def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
 
 def test_every_nth(clip, recognizer):
     result = process_video(clip, recognizer, every_nth=4)
-    assert result.frames_processed == 5 and [r["frame"] for r in result.records] == [0, 4, 8, 12, 16]
+    assert result.frames_processed == 5 and [r.frame for r in result.records] == [0, 4, 8, 12, 16]
 
 
 def test_cancel_leaves_nothing(clip, recognizer, tmp_path):
@@ -219,10 +219,10 @@ def test_stream_detection_finds_the_faces_that_every_frame_detection_finds(clip,
     recognizer = EmotionRecognizer(tiny_onnx, detector="retinaface")
     whole = process_video(clip, recognizer, full_every=1).records
     stream = process_video(clip, recognizer).records  # the whole frame every 10th, regions between
-    assert len(whole) == 20 and [r["frame"] for r in stream] == [r["frame"] for r in whole]
-    assert {r["track_id"] for r in stream} == {r["track_id"] for r in whole}
+    assert len(whole) == 20 and [r.frame for r in stream] == [r.frame for r in whole]
+    assert {r.track_id for r in stream} == {r.track_id for r in whole}
     for a, b in zip(stream, whole):
-        assert iou(np.array(a["box"]), np.array(b["box"]))[0, 0] > 0.7, a["frame"]
+        assert iou(np.array(a.box.to_list()), np.array(b.box.to_list()))[0, 0] > 0.7, a.frame
 
 
 @pytest.fixture(scope="module")
@@ -248,9 +248,9 @@ def test_no_track_spans_a_scene_cut(edited_clip, recognizer, tmp_path, every_nth
     """Issue 19: one id was an audience member, then the performer, then another person."""
     result = process_video(edited_clip, recognizer, every_nth=every_nth, json_path=tmp_path / "f.json")
     assert result.cuts == [{"frame": 10, "time": 1.0}, {"frame": 20, "time": 2.0}]
-    shots = {tid: {r["shot"] for r in rows} for tid, rows in result.by_track().items()}
+    shots = {tid: {r.shot for r in rows} for tid, rows in result.by_track().items()}
     assert sorted(shots.values(), key=min) == [{0}, {1}, {2}]  # one track per shot, none across
-    assert {r["frame"] for r in result.records} >= {10, 20}  # each shot's first frame, even between Nth ones
+    assert {r.frame for r in result.records} >= {10, 20}  # each shot's first frame, even between Nth ones
     summary = json.loads((tmp_path / "f.json").read_text())["summary"]
     assert summary["video"]["cuts"] == result.cuts
     tracks = sorted(summary["tracks"].values(), key=lambda t: t["shot"])
@@ -269,19 +269,16 @@ def test_no_cut_in_a_moving_clip_with_an_exposure_ramp(tmp_path, astronaut_bgr, 
         canvas[40:200, x : x + 150] = face
         frames.append(np.clip(canvas * (0.6 + 0.025 * i), 0, 255).astype(np.uint8))  # the camera opens up
     result = process_video(write_clip(tmp_path / "ramp.mp4", frames), recognizer)
-    assert result.cuts == [] and {r["shot"] for r in result.records} == {0}
-    assert {r["track_id"] for r in result.records} == {1} and len(result.records) == 30
+    assert result.cuts == [] and {r.shot for r in result.records} == {0}
+    assert {r.track_id for r in result.records} == {1} and len(result.records) == 30
 
 
 def test_short_tracks_are_marked_not_dropped(clip):
     info = VideoInfo.from_path(clip)
 
     def rows(tid, times):
-        scores = {e: 1 / 7 for e in EMOTIONS}
-        return [
-            {"time": t, "frame": int(10 * t), "track_id": tid, "shot": 0, "emotion": "happy", "scores": scores}
-            for t in times
-        ]
+        happy = tuple(0.4 if e == "happy" else 0.1 for e in EMOTIONS)
+        return [FaceRecord(t, int(10 * t), 0, tid, FaceBox(0, 0, 10, 10), None, happy) for t in times]
 
     result = VideoResult(info, rows(1, [0.0, 0.1, 0.2, 0.6]) + rows(2, [0.0, 0.1]) + rows(3, [0.0, 0.1, 0.2]), 7)
     tracks = result.summary()["tracks"]

@@ -1,9 +1,11 @@
-"""Typed results: FaceBox and FaceResult (frozen dataclasses; to_dict() for JSON)."""
+"""Typed results: FaceBox, FaceResult and FaceRecord (frozen dataclasses; to_dict() for JSON)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from emolens.labels import EMOTIONS
 
@@ -80,3 +82,90 @@ class FaceResult:
             "uncertain": self.uncertain,
             "scores": dict(self.scores),
         }
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One face on one analysed frame of a video or stream: when, which track, where, what.
+
+    What every per-frame output is made of: the video's CSV and JSON, ``emolens watch``'s
+    JSON Lines and CSV, the batch's faces table, a camera's ``/records``. :meth:`to_dict`
+    is its JSON form; the writers never build records of their own.
+
+    Attributes:
+        time: seconds from the source's start (see ``Frame.time``), rounded to 0.1 ms.
+        frame: the frame's index in the source.
+        shot: the shot's number, from 0; a scene cut starts the next.
+        track_id: the face's track, from 1; a track never spans two shots.
+        box: the face in frame pixels.
+        detection_score: the detector's confidence (see :class:`FaceResult`), or None.
+        probabilities: the track's smoothed scores, one per ``EMOTIONS`` entry, in its order
+            (a tuple, so a record cannot be changed after the writers have seen it).
+        wall_time: when the frame was captured, Unix epoch seconds, to the millisecond;
+            None for a file, whose records carry only ``time``.
+
+    Example:
+        >>> record = FaceRecord.from_face(face, track_id=1, time=0.5, frame=15, shot=0)
+        >>> record.emotion, record.scores["happy"], record.to_dict()["box"]
+    """
+
+    time: float
+    frame: int
+    shot: int
+    track_id: int
+    box: FaceBox
+    detection_score: float | None
+    probabilities: tuple[float, ...]
+    wall_time: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.probabilities) != len(EMOTIONS):
+            raise ValueError(
+                f"probabilities must have one value per emotion ({len(EMOTIONS)}), got {len(self.probabilities)}"
+            )
+
+    @classmethod
+    def from_face(
+        cls, face: FaceResult, *, track_id: int, time: float, frame: int, shot: int, wall_time: float | None = None
+    ) -> FaceRecord:
+        """The record of a (tracked) face seen on a frame."""
+        probabilities = tuple(face.scores[e] for e in EMOTIONS)
+        return cls(time, frame, shot, track_id, face.box, face.detection_score, probabilities, wall_time)
+
+    @property
+    def face(self) -> FaceResult:
+        """The face part as a :class:`FaceResult` (the same emotion, confidence and JSON fields)."""
+        return FaceResult(self.box, self.scores, self.detection_score)
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """The probabilities by emotion name, in ``EMOTIONS`` order (a new dict each time)."""
+        return dict(zip(EMOTIONS, self.probabilities))
+
+    @property
+    def emotion(self) -> str:
+        return self.face.emotion
+
+    @property
+    def confidence(self) -> float:
+        return self.face.confidence
+
+    @property
+    def uncertain(self) -> bool:
+        return self.face.uncertain
+
+    def to_dict(self) -> dict:
+        """``time``, ``frame``, ``shot``, ``wall_time`` (if any), ``track_id``, then :meth:`FaceResult.to_dict`."""
+        stamp: dict[str, Any] = {"time": self.time, "frame": self.frame, "shot": self.shot}
+        if self.wall_time is not None:
+            stamp["wall_time"] = self.wall_time
+        return {**stamp, "track_id": self.track_id, **self.face.to_dict()}
+
+    def __getitem__(self, key: str) -> Any:
+        """Records used to be dicts: ``record["emotion"]`` still works, with a warning."""
+        warnings.warn(
+            f"records are FaceRecord objects now: use record.{key} (or record.to_dict()[{key!r}])",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.to_dict()[key]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from emolens.labels import EMOTIONS
+from emolens.results import FaceRecord, FaceResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,30 +60,41 @@ def schema() -> pa.Schema:
     return pa.schema([(name, types[name]) for name in FACE_COLUMNS])
 
 
-def face_rows(source: str, kind: str, records: list[dict]) -> dict[str, list]:
-    """Columns of the faces table from face records (``FaceResult.to_dict()``, plus ``frame``,
-    ``time`` and ``track_id`` for videos). ``face`` numbers the faces of each frame from 0."""
+def video_rows(source: str, records: Sequence[FaceRecord]) -> dict[str, list]:
+    """Columns of the faces table from a video's records."""
+    return _face_columns(source, "video", ((r.frame, r.time, r.track_id, r.face) for r in records))
+
+
+def image_rows(source: str, faces: Sequence[FaceResult]) -> dict[str, list]:
+    """Columns of the faces table from an image's faces: frame 0, no time, no track."""
+    return _face_columns(source, "image", ((0, None, None, f) for f in faces))
+
+
+def _face_columns(
+    source: str, kind: str, faces: Iterable[tuple[int, float | None, int | None, FaceResult]]
+) -> dict[str, list]:
+    """Columns of the faces table from (frame, time, track_id, face); ``face`` numbers the
+    faces of each frame from 0."""
     columns: dict[str, list] = {name: [] for name in FACE_COLUMNS}
     counter: dict[int, int] = {}
-    for r in records:
-        frame = r.get("frame", 0)
+    for frame, time, track_id, face in faces:
         counter[frame] = counter.get(frame, -1) + 1
-        x1, y1, x2, y2 = r["box"]
+        x1, y1, x2, y2 = face.box.to_list()
         values = {
             "source": source,
             "kind": kind,
             "frame": frame,
-            "time": r.get("time"),
-            "track_id": r.get("track_id"),
+            "time": time,
+            "track_id": track_id,
             "face": counter[frame],
             "x1": x1,
             "y1": y1,
             "x2": x2,
             "y2": y2,
-            "detection_score": r["detection_score"],
-            "emotion": r["emotion"],
-            "confidence": r["confidence"],
-            **{e: r["scores"][e] for e in EMOTIONS},
+            "detection_score": face.detection_score,
+            "emotion": face.emotion,
+            "confidence": face.confidence,
+            **face.scores,
         }
         for name in FACE_COLUMNS:
             columns[name].append(values[name])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from emolens.batch._inputs import InputFile
 from emolens.batch._ledger import ROWS, FileOutcome, file_key
-from emolens.batch._tables import face_rows, write_rows
+from emolens.batch._tables import image_rows, video_rows, write_rows
 from emolens.errors import EmolensError
 
 if TYPE_CHECKING:
@@ -130,10 +130,14 @@ def _analyze_image(
 
     frame = read_image(item.path)
     faces = recognizer(frame)
-    records = [f.to_dict() for f in faces]
-    doc = {"source": item.path, "width": frame.shape[1], "height": frame.shape[0], "faces": records}
+    doc = {
+        "source": item.path,
+        "width": frame.shape[1],
+        "height": frame.shape[0],
+        "faces": [f.to_dict() for f in faces],
+    }
     (workdir / "faces.json").write_text(json.dumps(doc) + "\n")
-    write_rows(face_rows(item.path, "image", records), workdir / ROWS)
+    write_rows(image_rows(item.path, faces), workdir / ROWS)
     if settings.annotate and not cv2.imwrite(str(workdir / "annotated.png"), draw_results(frame, faces)):
         raise EmolensError(f"{item.path}: could not write the annotated copy")
     if on_frames:
@@ -170,7 +174,7 @@ def _analyze_video(
     )
     if on_frames and decoded > reported:
         on_frames(decoded - reported)
-    write_rows(face_rows(item.path, "video", result.records), workdir / ROWS)
+    write_rows(video_rows(item.path, result.records), workdir / ROWS)
     return len(result.records), len(result.by_track()), result.frames_processed
 
 

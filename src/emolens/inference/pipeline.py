@@ -19,6 +19,7 @@ import numpy as np
 from emolens.inference.cuts import CutDetector
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker, TrackedFace
+from emolens.results import FaceRecord
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class FrameResult:
         analysed: whether faces were recognised on this frame (or ``faces`` are carried over).
         cut: whether this frame starts a new shot (all tracks ended before it).
         shot: the shot's number, from 0.
-        records: one JSON-safe dict per face if analysed, else empty (see :meth:`StreamProcessor.step`).
+        records: one :class:`~emolens.results.FaceRecord` per face if analysed, else empty.
         done_time: when the result was ready, Unix epoch seconds (latency = done_time - frame.wall_time).
     """
 
@@ -61,7 +62,7 @@ class FrameResult:
     analysed: bool
     cut: bool
     shot: int
-    records: list[dict]
+    records: list[FaceRecord]
     done_time: float
 
 
@@ -124,8 +125,8 @@ class StreamProcessor:
         track id spans two shots, the detector forgets where faces were, and the frame is
         analysed even when it is not an Nth one, so it never shows the last shot's faces.
 
-        Records are ``{"time", "frame", "shot", "track_id", "box", "detection_score",
-        "emotion", "confidence", "uncertain", "scores"}`` (+ ``"wall_time"`` if asked for).
+        An analysed frame gives a :class:`~emolens.results.FaceRecord` per face, with the
+        frame's ``wall_time`` if the processor was asked for it.
         """
         cut = self.cuts.update(frame.image)
         if cut:
@@ -138,10 +139,18 @@ class StreamProcessor:
         if analysed:
             self._faces = self.tracker.update(self.recognizer(frame.image))
             self.frames_analysed += 1
-            stamp = {"time": round(frame.time, 4), "frame": frame.index, "shot": self.shot}
-            if self.wall_time:
-                stamp["wall_time"] = round(frame.wall_time, 3)
-            records = [{**stamp, **tf.to_dict()} for tf in self._faces]
+            wall_time = round(frame.wall_time, 3) if self.wall_time else None
+            records = [
+                FaceRecord.from_face(
+                    tf.face,
+                    track_id=tf.track_id,
+                    time=round(frame.time, 4),
+                    frame=frame.index,
+                    shot=self.shot,
+                    wall_time=wall_time,
+                )
+                for tf in self._faces
+            ]
         return FrameResult(frame, list(self._faces), analysed, cut, self.shot, records, time.time())
 
 

@@ -1,5 +1,8 @@
 """Per-frame records on disk: CSV rows (video files and live sources) and append-as-you-go logs.
 
+A record is a :class:`~emolens.results.FaceRecord`, one face on one analysed frame; these
+are its file forms (its JSON form is ``to_dict()``).
+
 A live source runs for hours and may be killed at any moment, so its records are appended
 and flushed frame by frame (:class:`RecordLog`) rather than kept in memory and written at
 the end: a crash loses nothing already reported, and memory does not grow with time.
@@ -10,10 +13,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from emolens.labels import EMOTIONS
+from emolens.results import FaceRecord
 
 CSV_COLUMNS = ["time", "frame", "track_id", "shot", "x1", "y1", "x2", "y2", "detection_score", "emotion", "confidence"]
 
@@ -23,19 +28,19 @@ def csv_header(*, wall_time: bool = False) -> list[str]:
     return [*(["wall_time"] if wall_time else []), *CSV_COLUMNS, *EMOTIONS]
 
 
-def csv_row(r: dict, *, wall_time: bool = False) -> list:
-    """One record (see :meth:`StreamProcessor.step`) as a CSV row under :func:`csv_header`."""
+def csv_row(r: FaceRecord, *, wall_time: bool = False) -> list:
+    """One record as a CSV row under :func:`csv_header`."""
     return [
-        *([r["wall_time"]] if wall_time else []),
-        r["time"],
-        r["frame"],
-        r["track_id"],
-        r["shot"],
-        *r["box"],
-        "" if r["detection_score"] is None else r["detection_score"],
-        r["emotion"],
-        f"{r['confidence']:.4f}",
-        *(f"{r['scores'][e]:.4f}" for e in EMOTIONS),
+        *([r.wall_time] if wall_time else []),
+        r.time,
+        r.frame,
+        r.track_id,
+        r.shot,
+        *r.box.to_list(),
+        "" if r.detection_score is None else r.detection_score,
+        r.emotion,
+        f"{r.confidence:.4f}",
+        *(f"{p:.4f}" for p in r.probabilities),
     ]
 
 
@@ -67,7 +72,7 @@ class RecordLog:
             if self._csv_file.tell() == 0:
                 self._csv.writerow(csv_header(wall_time=True))
 
-    def write(self, records: list[dict]) -> None:
+    def write(self, records: Sequence[FaceRecord]) -> None:
         """Append one frame's records and flush them to the operating system."""
         if not records:
             return
@@ -75,7 +80,7 @@ class RecordLog:
             self._open()
         for r in records:
             if self._jsonl is not None:
-                self._jsonl.write(json.dumps(r) + "\n")
+                self._jsonl.write(json.dumps(r.to_dict()) + "\n")
             if self._csv is not None:
                 self._csv.writerow(csv_row(r, wall_time=True))
         self.written += len(records)

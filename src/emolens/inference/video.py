@@ -30,6 +30,7 @@ from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.records import csv_header, csv_row
 from emolens.labels import EMOTIONS
+from emolens.results import FaceRecord
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -136,21 +137,21 @@ class VideoResult:
     """Per-frame records, shot cuts and per-track summaries of one processed video."""
 
     info: VideoInfo
-    records: list[dict]  # one per face per processed frame: time, frame, track_id, shot, box, emotion, scores
+    records: list[FaceRecord]  # one per face per processed frame
     frames_processed: int
     cuts: list[dict] = field(default_factory=list)  # each shot change: {"frame", "time"} of the new shot's first frame
 
-    def by_track(self) -> dict[int, list[dict]]:
+    def by_track(self) -> dict[int, list[FaceRecord]]:
         """The records of each track, in frame order."""
-        tracks: dict[int, list[dict]] = {}
+        tracks: dict[int, list[FaceRecord]] = {}
         for r in self.records:
-            tracks.setdefault(r["track_id"], []).append(r)
+            tracks.setdefault(r.track_id, []).append(r)
         return tracks
 
     @staticmethod
-    def is_short(rows: list[dict]) -> bool:
+    def is_short(rows: list[FaceRecord]) -> bool:
         """Whether a track's records are too few or too brief to count (see MIN_TRACK_FRAMES)."""
-        return len(rows) < MIN_TRACK_FRAMES or rows[-1]["time"] - rows[0]["time"] < MIN_TRACK_SECONDS
+        return len(rows) < MIN_TRACK_FRAMES or rows[-1].time - rows[0].time < MIN_TRACK_SECONDS
 
     def summary(self) -> dict:
         """Per track: frames seen, first/last time, shot, dominant emotion, share of time per emotion.
@@ -162,17 +163,17 @@ class VideoResult:
         for tid, rows in sorted(self.by_track().items()):
             counts = {e: 0 for e in EMOTIONS}
             for r in rows:
-                counts[r["emotion"]] += 1
+                counts[r.emotion] += 1
             share = {e: c / len(rows) for e, c in counts.items()}
             out[str(tid)] = {
                 "frames": len(rows),
-                "start": rows[0]["time"],
-                "end": rows[-1]["time"],
-                "shot": rows[0].get("shot", 0),
+                "start": rows[0].time,
+                "end": rows[-1].time,
+                "shot": rows[0].shot,
                 "short": self.is_short(rows),
                 "dominant_emotion": max(share, key=lambda e: share[e]),
                 "share": share,
-                "mean_scores": {e: float(np.mean([r["scores"][e] for r in rows])) for e in EMOTIONS},
+                "mean_scores": {e: float(np.mean([r.probabilities[i] for r in rows])) for i, e in enumerate(EMOTIONS)},
             }
         return {
             "video": {
@@ -231,7 +232,7 @@ def process_video(
     """
     processor = StreamProcessor(recognizer, every_nth=every_nth, full_every=full_every, smoothing=smoothing)
     info = VideoInfo.from_path(source)
-    records: list[dict] = []
+    records: list[FaceRecord] = []
     cuts: list[dict] = []  # {"frame", "time"} of each new shot's first frame
     temps: list[tuple[Path, Path]] = []
 
@@ -280,7 +281,7 @@ def process_video(
         if csv_path:
             _write_csv(result, temp_for(csv_path))
         if json_path:
-            temp_for(json_path).write_text(json.dumps({"summary": result.summary(), "frames": records}) + "\n")
+            _write_json(result, temp_for(json_path))
         if plot_path:
             plot_timeline(result, temp_for(plot_path))
         for tmp, final in temps:
@@ -414,6 +415,11 @@ def _write_csv(result: VideoResult, path: Path) -> None:
         writer.writerows(csv_row(r) for r in result.records)
 
 
+def _write_json(result: VideoResult, path: Path) -> None:
+    frames = [r.to_dict() for r in result.records]
+    path.write_text(json.dumps({"summary": result.summary(), "frames": frames}) + "\n")
+
+
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:
     """Write the timeline figure (see :func:`timeline_figure`) as a PNG."""
     timeline_figure(result, max_tracks=max_tracks).savefig(path, dpi=100)
@@ -435,11 +441,12 @@ def timeline_figure(result: VideoResult, *, max_tracks: int = 6) -> Figure:
     rows = max(1, len(shown))
     fig = Figure(figsize=(10, 1.8 * rows + 0.6), layout="tight")
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
-    end = max([result.info.duration, *(records[-1]["time"] for _, records in shown)]) or 1
+    end = max([result.info.duration, *(records[-1].time for _, records in shown)]) or 1
     colors = [tuple(c / 255 for c in COLORS[e][::-1]) for e in EMOTIONS]
     for ax, (tid, records) in zip(axes, shown):
-        times = [r["time"] for r in records]
-        ax.stackplot(times, *[[r["scores"][e] for r in records] for e in EMOTIONS], labels=EMOTIONS, colors=colors)
+        times = [r.time for r in records]
+        series = [[r.probabilities[i] for r in records] for i in range(len(EMOTIONS))]
+        ax.stackplot(times, *series, labels=EMOTIONS, colors=colors)
         ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.is_short(records) else ""), ylim=(0, 1))
     for ax in axes:
         for cut in result.cuts:

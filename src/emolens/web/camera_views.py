@@ -113,7 +113,7 @@ def camera_records(camera_id: str) -> Response:
     since = _since(request.args.get("since"))
     worker = get_cameras().worker(camera_id)
     records = worker.records(since) if worker is not None else []
-    return jsonify({"camera_id": camera_id, "records": records})
+    return jsonify({"camera_id": camera_id, "records": [r.to_dict() for r in records]})
 
 
 def _since(text: str | None) -> float | None:

@@ -22,6 +22,7 @@ from emolens.inference.live_source import LiveSource, SourceState, SourceStatus
 from emolens.inference.pipeline import FrameResult, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.urls import mask_credentials
+from emolens.results import FaceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class CameraWorker:
         self.status = SourceStatus(SourceState.CONNECTING, "", time.time())
         self.snapshot = Snapshot()
         self.steps = 0  # frames through the pipeline: once per frame, whatever the viewers
-        self._records: deque[dict] = deque(maxlen=max_records)
+        self._records: deque[FaceRecord] = deque(maxlen=max_records)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._source: LiveSource | None = None
@@ -121,12 +122,12 @@ class CameraWorker:
             self._cond.wait_for(lambda: self.snapshot.seq > seq or shown() != state, timeout)
             return self.snapshot, shown()
 
-    def records(self, since: float | None = None, limit: int = 5000) -> list[dict]:
+    def records(self, since: float | None = None, limit: int = 5000) -> list[FaceRecord]:
         """Recent records (newest last) with ``wall_time`` after ``since``; at most the last ``limit``."""
         with self._cond:
             kept = list(self._records)
         if since is not None:
-            kept = [r for r in kept if r["wall_time"] > since]
+            kept = [r for r in kept if _captured(r) > since]
         return kept[-limit:]
 
     def _run(self) -> None:
@@ -185,7 +186,7 @@ class CameraWorker:
         with self._cond:
             self.steps += 1
             self._records.extend(result.records)
-            while self._records and self._records[0]["wall_time"] < cutoff:
+            while self._records and _captured(self._records[0]) < cutoff:
                 self._records.popleft()
             if ok:
                 self.snapshot = Snapshot(
@@ -198,3 +199,9 @@ class CameraWorker:
                     round(fps, 1),
                 )
             self._cond.notify_all()
+
+
+def _captured(record: FaceRecord) -> float:
+    """When the record's frame was captured: the worker's processor stamps every record (wall_time=True)."""
+    assert record.wall_time is not None
+    return record.wall_time
