@@ -232,67 +232,127 @@ def process_video(
     """
     processor = StreamProcessor(recognizer, every_nth=every_nth, full_every=full_every, smoothing=smoothing)
     info = VideoInfo.from_path(source)
+    with _PartialFiles() as files, _Progress(source, info, on_progress, show=show_progress) as progress:
+        annotated = files.temp_for(target) if target else None
+        result = _analyse(
+            source,
+            info,
+            processor,
+            annotated=annotated,
+            max_output_pixels=max_output_pixels,
+            cancel=cancel,
+            frame_done=progress.frame_done,
+        )
+        if csv_path:
+            _write_csv(result, files.temp_for(csv_path))
+        if json_path:
+            _write_json(result, files.temp_for(json_path))
+        if plot_path:
+            plot_timeline(result, files.temp_for(plot_path))
+        files.commit()
+    return result
+
+
+def _analyse(
+    source: str | os.PathLike,
+    info: VideoInfo,
+    processor: StreamProcessor,
+    *,
+    annotated: Path | None,
+    max_output_pixels: int | None,
+    cancel: threading.Event | None,
+    frame_done: Callable[[int], None],
+) -> VideoResult:
+    """Run every frame of ``source`` through ``processor``, collecting records and cuts, and
+    write the annotated frames to ``annotated`` if given; ``frame_done`` gets each frame's index."""
     records: list[FaceRecord] = []
     cuts: list[dict] = []  # {"frame", "time"} of each new shot's first frame
-    temps: list[tuple[Path, Path]] = []
+    with ExitStack() as stack:
+        writer = (
+            stack.enter_context(_AnnotatedWriter(source, annotated, info, max_output_pixels)) if annotated else None
+        )
 
-    def temp_for(path: str | os.PathLike[str]) -> Path:
+        def on_result(result: FrameResult) -> None:
+            if result.cut:
+                cuts.append({"frame": result.frame.index, "time": round(result.frame.time, 4)})
+            records.extend(result.records)
+            if writer:
+                writer.write(draw_tracked(result.frame.image, result.faces))
+            frame_done(result.frame.index)
+
+        decoded = writer.frames() if writer else iter_frames(source)
+        if run_stream(_frames(source, decoded, cancel), processor, on_result=on_result) == 0:
+            raise VideoOpenError(f"{source}: no frames")
+    return VideoResult(info, records, processor.frames_analysed, cuts)
+
+
+def _frames(
+    source: str | os.PathLike, decoded: Iterator[tuple[float, np.ndarray]], cancel: threading.Event | None
+) -> Iterator[Frame]:
+    """Decoded (time, image) pairs as pipeline frames, stopping with Cancelled once ``cancel`` is set."""
+    for index, (t, image) in enumerate(decoded):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{source}: cancelled at frame {index}")
+        yield Frame(image, t, index, time.time())
+
+
+class _PartialFiles:
+    """Outputs written under temporary names beside their final ones: :meth:`commit` moves them
+    all into place; leaving the block without it (an error, a cancel) removes them."""
+
+    def __init__(self) -> None:
+        self._temps: list[tuple[Path, Path]] = []
+
+    def temp_for(self, path: str | os.PathLike[str]) -> Path:
         final = Path(path)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
-        temps.append((tmp, final))
+        self._temps.append((tmp, final))
         return tmp
 
-    def frames(decoded: Iterator[tuple[float, np.ndarray]]) -> Iterator[Frame]:
-        for index, (t, image) in enumerate(decoded):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"{source}: cancelled at frame {index}")
-            yield Frame(image, t, index, time.time())
-
-    def on_result(result: FrameResult) -> None:
-        index = result.frame.index
-        if result.cut:
-            cuts.append({"frame": index, "time": round(result.frame.time, 4)})
-        records.extend(result.records)
-        if writer:
-            writer.write(draw_tracked(result.frame.image, result.faces))
-        if bar is not None:
-            bar.update()
-        if on_progress:
-            on_progress(index + 1, max(info.frames, index + 1))
-
-    bar = None
-    if show_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.frames or None, unit="frame", desc=Path(source).name)
-    try:
-        with ExitStack() as stack:
-            writer = (
-                stack.enter_context(_AnnotatedWriter(source, temp_for(target), info, max_output_pixels))
-                if target
-                else None
-            )
-            decoded = writer.frames() if writer else iter_frames(source)
-            count = run_stream(frames(decoded), processor, on_result=on_result)
-            if count == 0:
-                raise VideoOpenError(f"{source}: no frames")
-        result = VideoResult(info, records, processor.frames_analysed, cuts)
-        if csv_path:
-            _write_csv(result, temp_for(csv_path))
-        if json_path:
-            _write_json(result, temp_for(json_path))
-        if plot_path:
-            plot_timeline(result, temp_for(plot_path))
-        for tmp, final in temps:
+    def commit(self) -> None:
+        for tmp, final in self._temps:
             os.replace(tmp, final)
-        temps.clear()
-        return result
-    finally:
-        if bar is not None:
-            bar.close()
-        for tmp, _ in temps:
+        self._temps.clear()
+
+    def __enter__(self) -> _PartialFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for tmp, _ in self._temps:
             tmp.unlink(missing_ok=True)
+
+
+class _Progress:
+    """Frames done, reported to ``on_progress`` as (done, expected) and on a tqdm bar if ``show``."""
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        info: VideoInfo,
+        on_progress: Callable[[int, int], None] | None,
+        *,
+        show: bool,
+    ) -> None:
+        self.expected, self.on_progress = info.frames, on_progress
+        self.bar: Any = None  # tqdm
+        if show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=info.frames or None, unit="frame", desc=Path(source).name)
+
+    def frame_done(self, index: int) -> None:
+        if self.bar is not None:
+            self.bar.update()
+        if self.on_progress:
+            self.on_progress(index + 1, max(self.expected, index + 1))
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _AnnotatedWriter:
