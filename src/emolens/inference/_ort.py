@@ -23,26 +23,25 @@ def cpu_session(
 ) -> InferenceSession:
     """A session whose threads spin only while one of its runs is under way, with exact int8.
 
-    A run of the detector or the classifier is dozens of small parallel steps: with threads
-    that sleep between steps, waking them costs more than many steps take (one face at
-    640x480, 2 cores, ``--detect-size 320``: 210-215 frames/s end to end; spinning within
-    each run: 228-257). Between runs they must stop: the detector and the classifier run one
-    after the other on the same cores, and with ONNX Runtime's default (spinning after a run
-    too) each session's idle threads burned the cores the other needed (29 frames/s).
+    A run of the detector or the classifier is dozens of small parallel steps, and waking
+    sleeping threads for each step costs more than many steps take, so threads spin within a
+    run. Between runs they must stop: the detector and the classifier run one after the other
+    on the same cores, and with ONNX Runtime's default (spinning on after a run) each
+    session's idle threads take the cores the other needs.
 
-    Where other busy threads share the cores, pass ``spinning=False`` and threads never spin:
-    spinning runs then take the cores from it (web server, 8 live clients: 9.2 fps each and
-    61.6 image requests/s with spinning, 10.0 and 71.8 without; a 720p video with
-    ``--detect-size 320``: 2.94-2.95x real time with spinning, 3.09-3.12x without).
+    Where other busy threads share the cores (the web server, a video's decoder and encoder),
+    pass ``spinning=False``: threads then never spin, and leave the cores to that work.
+    Not in the README yet: 720p video, ``--detect-size 320``: 2.94-2.95x real time spinning, 3.09-3.12x not.
 
     ``session.x64quantprecision``: on x86 CPUs without VNNI (AVX2, and AVX-512 without
     VNNI), ONNX Runtime's uint8 x int8 kernels add pairs of products in 16-bit registers,
     which can saturate once a weight lies outside [-64, 64]. Our exporter keeps weights inside
     that range (7-bit, see :mod:`emolens.training.quantize`), so for our models the option
     changes nothing; for an int8 model quantised with full 8-bit weights it makes ONNX
-    Runtime use exact uint8 x uint8 kernels instead (our model with 8-bit weights: 64.03%
-    PublicTest on an AVX2 CPU without it, 71.52% with it, 71.55% on the reference path).
-    On VNNI and ARM CPUs the kernels are exact and the option does nothing.
+    Runtime use exact uint8 x uint8 kernels, which keep its accuracy on those CPUs. On VNNI
+    and ARM CPUs the kernels are exact and the option does nothing.
+
+    Figures: README, "Benchmarks" (spinning) and "The same answers on every CPU" (int8).
     """
     options = _options()
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")

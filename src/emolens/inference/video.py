@@ -381,8 +381,8 @@ class _AnnotatedWriter:
         self.out_video.width = int(self.info.width * self.scale) // 2 * 2  # yuv420p needs even sides
         self.out_video.height = int(self.info.height * self.scale) // 2 * 2
         self.out_video.pix_fmt = "yuv420p"
-        # superfast: 3.3 instead of veryfast's 4.7 ms per 720p frame, files 1.33x larger; the
-        # encoder was the largest cost of a video job after the detector.
+        # superfast rather than veryfast: after detection, encoding is a video job's largest
+        # cost, and the faster preset costs only somewhat larger files (README, Benchmarks)
         self.out_video.options = {"preset": "superfast", "crf": "23", "movflags": "+faststart"}
         self.out_video.codec_context.time_base = self.in_video.time_base
         self.in_audio = self.out_audio = None
@@ -448,7 +448,7 @@ class _AnnotatedWriter:
         h, w = self.out_video.height, self.out_video.width
         if self.scale < 1:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        # OpenCV converts BGR to I420 4x faster than PyAV's swscale path (0.37 vs 1.63 ms at 720p).
+        # OpenCV converts BGR to I420 several times faster than PyAV's swscale path (README, Benchmarks)
         yuv = np.asarray(cv2.cvtColor(np.ascontiguousarray(image[:h, :w]), cv2.COLOR_BGR2YUV_I420), np.uint8)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts, frame.time_base = pts, self.in_video.time_base
