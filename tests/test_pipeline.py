@@ -63,6 +63,8 @@ def test_a_record_is_frozen_and_its_json_keeps_the_dict_shape(recognizer, scene)
         record.track_id = 2
     with pytest.warns(FutureWarning, match="record.emotion"):
         assert record["emotion"] == record.emotion  # dict-style access from before records were typed
+    with pytest.raises(TypeError, match="neither a sequence nor a mapping"):
+        "emotion" in record  # noqa: B015
     with pytest.raises(ValueError, match="one value per emotion"):
         FaceRecord(0.0, 0, 0, 1, record.box, None, record.probabilities[:6])
 

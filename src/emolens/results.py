@@ -93,7 +93,7 @@ class FaceRecord:
     is its JSON form; the writers never build records of their own.
 
     Attributes:
-        time: seconds from the source's start (see ``Frame.time``), rounded to 0.1 ms.
+        time: seconds from the source's start (see ``Frame.time``; the pipeline rounds it to 0.1 ms).
         frame: the frame's index in the source.
         shot: the shot's number, from 0; a scene cut starts the next.
         track_id: the face's track, from 1; a track never spans two shots.
@@ -101,8 +101,8 @@ class FaceRecord:
         detection_score: the detector's confidence (see :class:`FaceResult`), or None.
         probabilities: the track's smoothed scores, one per ``EMOTIONS`` entry, in its order
             (a tuple, so a record cannot be changed after the writers have seen it).
-        wall_time: when the frame was captured, Unix epoch seconds, to the millisecond;
-            None for a file, whose records carry only ``time``.
+        wall_time: when the frame was captured, Unix epoch seconds (the pipeline rounds it to
+            1 ms); None unless the processor was asked for it (live sources).
 
     Example:
         >>> record = FaceRecord.from_face(face, track_id=1, time=0.5, frame=15, shot=0)
@@ -163,6 +163,8 @@ class FaceRecord:
 
     def __getitem__(self, key: str) -> Any:
         """Records used to be dicts: ``record["emotion"]`` still works, with a warning."""
+        if not isinstance(key, str):  # so that iteration and ``in`` fail plainly instead of coming here
+            raise TypeError("a FaceRecord is neither a sequence nor a mapping: use its attributes or to_dict()")
         warnings.warn(
             f"records are FaceRecord objects now: use record.{key} (or record.to_dict()[{key!r}])",
             FutureWarning,
