@@ -1,4 +1,4 @@
-"""Server log lines (emolens.web.accesslog, and the job lines of emolens.web.jobs)."""
+"""Server log lines (emolens.web.accesslog, and the job lines of emolens.jobs.executor)."""
 
 from __future__ import annotations
 
@@ -40,12 +40,12 @@ def test_one_line_per_request_without_the_token_or_the_upload(app, client, caplo
 def test_a_job_logs_its_start_and_its_end_with_the_time_it_took(client, caplog, tmp_path, astronaut_bgr):
     from test_video import make_clip
 
-    caplog.set_level(logging.INFO, logger="emolens.web")
+    caplog.set_level(logging.INFO, logger="emolens")
     clip = make_clip(tmp_path / "c.mp4", astronaut_bgr, frames=5)
     upload = {"video": (io.BytesIO(clip.read_bytes()), "c.mp4")}
     job_id = client.post("/api/v1/videos", data=upload).get_json()["job_id"]
     job = _wait_for(client, job_id)
-    lines = [r.getMessage() for r in caplog.records if r.name == "emolens.web.jobs"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "emolens.jobs.executor"]
     assert lines[0] == f"job {job_id} started (attempt 1)"
     took = re.fullmatch(rf"job {job_id} done in (\d+\.\d) s", lines[1])
     assert took and abs(float(took[1]) - job["processing_s"]) < 0.2

@@ -104,7 +104,8 @@ def dead_url(password: str = SECRET) -> str:
 
 
 def test_migrations_apply_once_and_rows_persist(tmp_path, tiny_onnx):
-    from emolens.web.cameras import migrate
+    from emolens._db import migrate
+    from emolens.web.cameras import MIGRATIONS
 
     with running(make_app(tmp_path, tiny_onnx)) as app:
         camera = app.test_client().post("/api/v1/cameras", json={"name": "door", "source": dead_url()}).get_json()
@@ -112,7 +113,7 @@ def test_migrations_apply_once_and_rows_persist(tmp_path, tiny_onnx):
     db.isolation_level = None
     db.row_factory = sqlite3.Row
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert migrate(db) == 1  # nothing left to apply
+    assert migrate(db, MIGRATIONS) == 1  # nothing left to apply
     row = db.execute("SELECT * FROM cameras").fetchone()
     assert row["source"].startswith("http://viewer:" + SECRET)  # kept as given: reconnecting needs it
     with running(make_app(tmp_path, tiny_onnx)) as app:

@@ -413,8 +413,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"emolens is serving at {scheme}://{shown}:{args.port}/" + (f"?token={token}" if token else ""), flush=True)
     if args.debug:
         ssl = (args.certfile, args.keyfile) if args.certfile else None
-        # the reloader's watcher builds the app too: only the serving child reads the cameras
-        settings["CAMERAS_AUTOSTART"] = os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+        # the reloader's watcher builds the app too: only the serving child reads cameras and runs jobs
+        serving_child = os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+        settings["CAMERAS_AUTOSTART"] = serving_child
+        if not serving_child:
+            settings["MAX_WORKERS"] = 0
         create_app(settings).run(host=args.host, port=args.port, debug=True, threaded=True, ssl_context=ssl)
         return 0
     from emolens.web.server import run

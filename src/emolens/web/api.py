@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
 from emolens import __version__
+from emolens.jobs import OUTPUTS, Job
 from emolens.labels import EMOTIONS
 from emolens.shipped import SHIPPED_MODELS, model_summary
 from emolens.shipped import model_card as model_card_of
 from emolens.web.apidoc import load_spec
 from emolens.web.errors import ApiError
 from emolens.web.extensions import choose_model, get_recognizer
-from emolens.web.jobs import OUTPUTS, get_jobs
+from emolens.web.jobs import get_jobs
 from emolens.web.uploads import file_field, read_image_upload, save_video_upload
 
 if TYPE_CHECKING:
@@ -64,45 +65,38 @@ def analyse_image() -> Response:
 def submit_video() -> tuple[Response, int, dict[str, str]]:
     upload = file_field(request.files, "video")
     jobs = get_jobs()
-    path, _ = save_video_upload(upload, jobs.root / "uploads")
-    job_id = jobs.create(path, upload.filename or "video")
-    status_url = url_for("api.job_status", job_id=job_id)
-    return jsonify({"job_id": job_id, "status_url": status_url}), 202, {"Location": status_url}
+    path, _ = save_video_upload(upload, jobs.files.uploads)
+    job = jobs.create(path, upload.filename or "video")
+    status_url = url_for("api.job_status", job_id=job.id)
+    return jsonify({"job_id": job.id, "status_url": status_url}), 202, {"Location": status_url}
 
 
-def _job_or_404(job_id: str) -> dict:
+def _job_or_404(job_id: str) -> Job:
     job = get_jobs().get(job_id) if len(job_id) == 32 and job_id.isalnum() else None
     if job is None:
         raise ApiError(404, "job_not_found", f"no job {job_id!r}")
     return job
 
 
-def _processing_s(job: dict) -> float | None:
-    """Seconds from the worker's start to the job's end; None while it runs, or when not recorded."""
-    if job.get("started") is None or job.get("finished") is None:
-        return None
-    return round(job["finished"] - job["started"], 2)
-
-
-def _public(job: dict) -> dict:
+def _public(job: Job) -> dict:
     out = {
-        "job_id": job["id"],
-        "status": job["status"],
-        "progress": round(job["progress"], 4),
-        "filename": job["filename"],
-        "created": job["created"],
-        "started": job.get("started"),
-        "finished": job.get("finished"),
-        "processing_s": _processing_s(job),
+        "job_id": job.id,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "filename": job.filename,
+        "created": job.created,
+        "started": job.started,
+        "finished": job.finished,
+        "processing_s": job.processing_s,
     }
-    if job.get("error"):
-        out["error"] = job["error"]
+    if job.error:
+        out["error"] = job.error
     return out
 
 
 @bp.get("/jobs")
 def list_jobs() -> Response:
-    return jsonify({"jobs": [_public(j) for j in get_jobs().list()]})
+    return jsonify({"jobs": [_public(j) for j in get_jobs().recent()]})
 
 
 @bp.get("/jobs/<job_id>")
@@ -113,10 +107,10 @@ def job_status(job_id: str) -> Response:
 @bp.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Response:
     job = _job_or_404(job_id)
-    if job["status"] != "done":
-        raise ApiError(409, "job_not_done", f"job is {job['status']}; results exist once it is done")
+    if job.status != "done":
+        raise ApiError(409, "job_not_done", f"job is {job.status}; results exist once it is done")
     links = {kind: url_for("api.job_file", job_id=job_id, kind=kind) for kind in OUTPUTS}
-    return jsonify({**_public(job), "summary": job["summary"], "files": links})
+    return jsonify({**_public(job), "summary": job.summary, "files": links})
 
 
 @bp.get("/jobs/<job_id>/files/<kind>")
@@ -124,8 +118,8 @@ def job_file(job_id: str, kind: str) -> Response:
     job = _job_or_404(job_id)
     if kind not in OUTPUTS:
         raise ApiError(404, "file_not_found", f"unknown file {kind!r}; one of {', '.join(OUTPUTS)}")
-    path = get_jobs().job_dir(job["id"]) / OUTPUTS[kind]
-    if job["status"] != "done" or not path.is_file():
+    path = get_jobs().files.output(job.id, kind)
+    if job.status != "done" or not path.is_file():
         raise ApiError(404, "file_not_found", f"job {job_id} has no {kind} file")
     download = request.args.get("download") == "1"
     name = f"emolens-{job_id[:8]}-{OUTPUTS[kind]}"
@@ -134,6 +128,7 @@ def job_file(job_id: str, kind: str) -> Response:
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> tuple[str, int]:
+    """Stop and hide the job at once; its files are removed in the background."""
     _job_or_404(job_id)
     get_jobs().delete(job_id)
     return "", 204

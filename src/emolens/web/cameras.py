@@ -20,6 +20,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from emolens._db import connect, migrate
 from emolens.inference.live_source import SourceState, SourceStatus
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.urls import mask_credentials
@@ -28,7 +29,7 @@ from emolens.web.camera_worker import CameraWorker
 logger = logging.getLogger(__name__)
 
 # Schema versions, in order: the database's ``user_version`` says how many it has applied.
-_MIGRATIONS = (
+MIGRATIONS = (
     """CREATE TABLE cameras (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -65,13 +66,10 @@ class CameraStore:
         self._workers: dict[str, CameraWorker] = {}
         self._lock = threading.Lock()
         with closing(self._db()) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            migrate(db)
+            migrate(db, MIGRATIONS)
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return db
+        return connect(self.db_path)
 
     def _update(self, camera_id: str, **fields: object) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -217,24 +215,6 @@ class CameraStore:
             "since": since,
             "fps": fps,
         }
-
-
-def migrate(db: sqlite3.Connection) -> int:
-    """Apply the :data:`_MIGRATIONS` the database lacks, each with its version in one
-    transaction (two processes starting at once cannot both apply one); the version reached."""
-    while True:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version >= len(_MIGRATIONS):
-                db.execute("COMMIT")
-                return version
-            db.execute(_MIGRATIONS[version])
-            db.execute(f"PRAGMA user_version = {version + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
 
 def init_app(app: Flask) -> None:
