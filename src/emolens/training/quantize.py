@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,17 +49,47 @@ CALIBRATION_PERCENTILE = 99.999
 _RELU_FOLDED_INTO = ("Conv", "Gemm", "MatMul", "BatchNormalization")
 
 
+# Loggers of ONNX Runtime's own that the quantiser writes through, besides the root logger
+# (its modules call logging.info() and logging.warning()): those of the shape inference it runs first.
+_QUANTISER_LOGGERS = ("onnxruntime.quantization.shape_inference", "onnxruntime.tools.symbolic_shape_infer")
+
+
+class _QuantiserChatter(logging.Filter):
+    """Rejects the records that ONNX Runtime's code writes from one thread (the one quantising)."""
+
+    def __init__(self, package_dir: str) -> None:
+        super().__init__()
+        self._package_dir = package_dir
+        self._thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # thread is None where logging.logThreads is off: then any thread's chatter is dropped
+        mine = record.thread in (self._thread, None)
+        return not (mine and record.pathname.startswith(self._package_dir))
+
+
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """ONNX Runtime's quantiser logs dozens of INFO/WARNING lines through the root logger (and prints some)."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def _quiet_quantiser() -> Iterator[None]:
+    """Keep ONNX Runtime's quantiser (dozens of INFO/WARNING lines, and prints) off the user's console.
+
+    A filter on the loggers it writes through drops only the records of its own code on this
+    thread: no logger's level changes, and other threads log as before. Two global effects
+    remain, which only running it in a subprocess would avoid: stdout is redirected for the
+    whole process, and ``logging.info()`` calls ``basicConfig()`` if the root logger has no
+    handler yet.
+    """
+    import onnxruntime
+
+    chatter = _QuantiserChatter(str(Path(onnxruntime.__file__).parent) + os.sep)
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in _QUANTISER_LOGGERS)]
+    for each in loggers:
+        each.addFilter(chatter)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        root.setLevel(level)
+        for each in loggers:
+            each.removeFilter(chatter)
 
 
 def float_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -188,7 +220,7 @@ def quantize_int8(
             batch = next(self._batches, None)
             return None if batch is None else {input_name: batch.astype(np.float32)[:, None]}
 
-    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory() as tmp, _quiet_quantiser():
         prepared, quantised = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_model), str(prepared))
         # The softmax stays in float (8-bit probabilities would not even sum to 1), and so does
