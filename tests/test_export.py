@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 
 import cv2
 import numpy as np
@@ -14,6 +16,7 @@ from emolens.errors import ExportError, ModelLoadError
 from emolens.inference.classifier import EmotionClassifier
 from emolens.labels import EMOTIONS
 from emolens.training import export as export_module
+from emolens.training import quantize
 from emolens.training.export import export_onnx, load_checkpoint
 from emolens.training.models import VggFace48, create_model
 from emolens.training.quantize import float_graph, int8_weight_range, quantize_int8
@@ -143,6 +146,51 @@ def test_int8_quantisation_keeps_metadata_and_checks_agreement(tiny_model, tmp_p
     scores = EmotionClassifier(int8_path).classify(faces[64:])
     np.testing.assert_allclose(scores.sum(1), 1, atol=1e-3)
     np.testing.assert_allclose(scores, EmotionClassifier(float_path).classify(faces[64:]), atol=0.1)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_int8_quantisation_is_quiet_but_leaves_logging_alone(tiny_model, tmp_path, capsys, monkeypatch):
+    """The quantiser's chatter stays off the console; the root logger's level and other threads' logs do not change."""
+    import onnxruntime.quantization
+
+    float_path = tmp_path / "float.onnx"
+    export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
+    faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    root = logging.getLogger()
+    seen: list[logging.LogRecord] = []
+
+    class Console(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    dropped: list[logging.LogRecord] = []
+    real_filter = quantize._QuantiserChatter.filter
+    monkeypatch.setattr(quantize._QuantiserChatter, "filter", lambda self, r: real_filter(self, r) or dropped.append(r))
+    levels_while_quantising = []
+    real = onnxruntime.quantization.quantize_static
+
+    def quantize_static(*args, **kwargs):
+        levels_while_quantising.append(root.level)
+        other = threading.Thread(target=lambda: logging.info("another thread, meanwhile"))
+        other.start()
+        other.join()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", quantize_static)
+    console, level = Console(), root.level
+    root.addHandler(console)
+    root.setLevel(logging.DEBUG)  # setLevel, not assignment: it clears the loggers' cached answers
+    try:
+        quantize_int8(float_path, tmp_path / "int8.onnx", faces[:64], faces[64:], min_agreement=0.0)
+        assert root.level == logging.DEBUG and levels_while_quantising == [logging.DEBUG]
+    finally:
+        root.removeHandler(console)
+        root.setLevel(level)
+    assert root.filters == [] and all(not logging.getLogger(name).filters for name in quantize._QUANTISER_LOGGERS)
+    assert dropped and not [r.getMessage() for r in seen if "onnxruntime" in r.pathname]
+    assert "another thread, meanwhile" in [r.getMessage() for r in seen]
+    assert any(r.name == "emolens.training.quantize" for r in seen)  # emolens' own line still goes through
+    assert capsys.readouterr().out == ""  # nor its calibration prints
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -38,6 +38,12 @@ def test_short_run_learns_and_writes_everything(tiny_folder, tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "config.json").read_text())["arch"] == "vggface48_tiny"
+    # the checkpoint layouts that resume and export read (older runs' files have them too)
+    last, best_pt = (torch.load(out / name, weights_only=False) for name in ("last.pt", "best.pt"))
+    assert list(last) == [
+        "arch", "epoch", "model", "optimizer", "ema", "plateau", "best", "history", "config", "precision",
+    ]  # fmt: skip
+    assert list(best_pt) == ["arch", "epoch", "metric", "model", "config", "precision", "report"]
 
 
 @pytest.mark.parametrize("mixup", [0.0, 0.4])

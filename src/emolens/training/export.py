@@ -35,8 +35,8 @@ PARITY_TOLERANCE = 1e-4
 TTA_VIEWS = {
     "none": ("face",),
     "flip": ("face", "mirror"),
-    # Measured on PublicTest with the first shipped model: 69.21% one view, 69.66% with the
-    # mirror, 70.05% with the mirror and a 10% zoom of both; shifts by 2 px added nothing more.
+    # The zoomed views helped the first shipped model but not the second (emolens_vggface48.card.md);
+    # views shifted by 2 px added nothing (commit 5259879).
     "flip-zoom": ("face", "mirror", "zoom", "mirror zoom"),
 }
 

@@ -108,8 +108,8 @@ class VggFace48(nn.Module):
 
     With ``residual=True``, each later pair of convolutions in a stage becomes one residual
     block (as in the ResNet-9 of fast CIFAR training): the same weights and multiply-adds
-    plus an identity path, meant to make a short training budget go further. With the shipped
-    recipe it did not beat the plain net as shipped (see the model card).
+    plus an identity path, meant to make a short training budget go further; with the shipped
+    recipe it did not beat the plain net (emolens_vggface48.card.md).
     """
 
     def __init__(
@@ -221,9 +221,8 @@ def vggface48_wide(num_classes: int = 7, **kwargs: Any) -> nn.Module:
 def vggface48_slim(num_classes: int = 7, **kwargs: Any) -> nn.Module:
     """Half the default's channels and one convolution fewer in the last two stages: 24.5M
     multiply-adds per view, under the compact budget of 25M. Plain 3x3 convolutions rather than
-    sepface48's depthwise units, which at 48x48 are memory-bound: with random weights in int8
-    it classified 4,053 faces/s at batch 64 against 2,685 for a separable variant of the same
-    cost (sepface48's card); one training step runs at 685 img/s (1 thread, bf16, batch 64)."""
+    sepface48's depthwise units, which at 48x48 are memory-bound: at the same cost it runs
+    faster in int8 (``benchmarks/results/sepface48_2026-12-02/card.md``; training speed: commit 5d52d71)."""
     return VggFace48(num_classes=num_classes, widths=(16, 32, 64, 128), depths=(1, 2, 2, 2), **kwargs)
 
 

@@ -1,19 +1,17 @@
 """8-bit quantisation of an exported model, exact on every CPU and checked against its float original.
 
 Static QDQ quantisation (int8 weights per channel, uint8 activations calibrated on real
-faces) made the shipped CNN 2.5x faster than float on a 2-core EPYC, which is what lets it
-average each face with its mirror image and stay within a few ms per face.
+faces) is what lets a small CPU average each face with its mirror image within a few ms
+(timings: README, "What each CPU class gets").
 
-Weights are quantised to 7 bits ([-64, 64], ``reduce_range``), chosen by measurement. On
-x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) ONNX Runtime's uint8 x int8 kernels add
-pairs of products in 16-bit registers; with 8-bit weights they saturate
-(255 * 127 * 2 > 32767) and the shipped model, quantised so, fell from 71.55% to 64.03% PublicTest
-on an AVX2 CPU. With 7-bit weights a pair is at most 255 * 64 * 2 = 32640, so every kernel
-on every CPU computes the same integers. Measured on that AVX2 CPU (2 threads, face +
-mirror): 7-bit int8 71.61% PublicTest at 2.3-3.3 ms per face, against 8-bit weights made
-exact by ``session.x64quantprecision`` (71.52%, 3.5-5.0 ms) and float (71.58%, 4.9-6.2 ms).
-Percentile calibration (99.999th) kept more accuracy than min/max with 7-bit weights (71.61%
-against 71.22%).
+Weights are quantised to 7 bits ([-64, 64], ``reduce_range``). On x86 CPUs without VNNI
+(AVX2, AVX-512 without VNNI) ONNX Runtime's uint8 x int8 kernels add pairs of products in
+16-bit registers, which 8-bit weights saturate (255 * 127 * 2 > 32767); with 7-bit weights a
+pair is at most 255 * 64 * 2 = 32640, so every kernel on every CPU computes the same
+integers, and faster than 8-bit weights made exact by ``session.x64quantprecision``.
+Percentile calibration keeps more accuracy than min/max with 7-bit weights. The
+measurements behind these choices: ``src/emolens/models/emolens_vggface48.card.md``,
+"Exact on every CPU".
 
 A quantised model is checked twice on faces it did not calibrate on: its top emotion must
 match the float model's (quantisation error), and the kernels of the CPU running the check
@@ -25,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,17 +47,47 @@ CALIBRATION_PERCENTILE = 99.999
 _RELU_FOLDED_INTO = ("Conv", "Gemm", "MatMul", "BatchNormalization")
 
 
+# Loggers of ONNX Runtime's own that the quantiser writes through, besides the root logger
+# (its modules call logging.info() and logging.warning()): those of the shape inference it runs first.
+_QUANTISER_LOGGERS = ("onnxruntime.quantization.shape_inference", "onnxruntime.tools.symbolic_shape_infer")
+
+
+class _QuantiserChatter(logging.Filter):
+    """Rejects the records that ONNX Runtime's code writes from one thread (the one quantising)."""
+
+    def __init__(self, package_dir: str) -> None:
+        super().__init__()
+        self._package_dir = package_dir
+        self._thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # thread is None where logging.logThreads is off: then any thread's chatter is dropped
+        mine = record.thread in (self._thread, None)
+        return not (mine and record.pathname.startswith(self._package_dir))
+
+
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """ONNX Runtime's quantiser logs dozens of INFO/WARNING lines through the root logger (and prints some)."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def _quiet_quantiser() -> Iterator[None]:
+    """Keep ONNX Runtime's quantiser (dozens of INFO/WARNING lines, and prints) off the user's console.
+
+    A filter on the loggers it writes through drops only the records of its own code on this
+    thread: no logger's level changes, and other threads log as before. Two global effects
+    remain, which only running it in a subprocess would avoid: stdout is redirected for the
+    whole process, and ``logging.info()`` calls ``basicConfig()`` if the root logger has no
+    handler yet.
+    """
+    import onnxruntime
+
+    chatter = _QuantiserChatter(str(Path(onnxruntime.__file__).parent) + os.sep)
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in _QUANTISER_LOGGERS)]
+    for each in loggers:
+        each.addFilter(chatter)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        root.setLevel(level)
+        for each in loggers:
+            each.removeFilter(chatter)
 
 
 def float_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -66,8 +96,7 @@ def float_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     Weights are dequantised (so they keep the int8 grid: the same weights, not the ones
     before quantisation) and activation QuantizeLinear/DequantizeLinear pairs are removed.
     The quantiser deletes a ReLU after Conv/Gemm/BatchNormalization and lets the uint8 range
-    (zero point 0) clip instead; such a pair becomes a ReLU again. Recovered from the 8-bit
-    shipped model: 71.58% PublicTest, against 71.55% for the int8 graph on the reference path.
+    (zero point 0) clip instead; such a pair becomes a ReLU again.
     """
     from onnx import helper, numpy_helper
 
@@ -188,13 +217,12 @@ def quantize_int8(
             batch = next(self._batches, None)
             return None if batch is None else {input_name: batch.astype(np.float32)[:, None]}
 
-    with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory() as tmp, _quiet_quantiser():
         prepared, quantised = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_model), str(prepared))
         # The softmax stays in float (8-bit probabilities would not even sum to 1), and so does
-        # the fully connected head, 0.6M of vggface48's ~140M multiply-adds: quantising it cost
-        # 0.3 points on the first shipped model (PublicTest, mirror+zoom: 70.35% float, 70.05% all
-        # int8, 70.30% with a float head).
+        # the fully connected head: a sliver of the multiply-adds (0.6M of vggface48's ~140M), yet
+        # quantising it cost the first shipped model 0.3 points of PublicTest (commit c4c2562).
         in_float = [
             node.name for node in onnx.load(str(prepared)).graph.node if node.op_type in ("Softmax", "Gemm", "MatMul")
         ]

@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,8 @@ def _report(logits: np.ndarray, labels: np.ndarray) -> dict:
     return report
 
 
-def _score_epoch(model: nn.Module, split: FerSplit, device: torch.device, mirror: bool) -> tuple[dict, dict | None]:
-    """One-view report and, with ``mirror``, the report of the logits averaged with the mirror's."""
+def evaluate(model: nn.Module, split: FerSplit, *, device: torch.device, mirror: bool) -> tuple[dict, dict | None]:
+    """``model``'s report on ``split`` and, with ``mirror``, the report of its logits averaged with the mirror's."""
     logits = predict_logits(model, split.images, device=device)
     if not mirror:
         return _report(logits, split.labels), None
@@ -144,6 +145,68 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class TrainState:
+    """What changes as a run trains; :meth:`checkpoint` puts all of it in ``last.pt``, so resume is exact.
+
+    Attributes:
+        model: the network being trained.
+        optimizer: its optimizer.
+        ema: the exponential moving average of ``model``'s weights, or None (``ema_decay`` 0).
+        plateau: the LR scheduler of ``schedule="plateau"``, or None (cosine, set per step).
+        epoch: the last finished epoch (0 before the first).
+        best: the best validation report so far, with its ``epoch``.
+        history: one metrics row per finished epoch (:data:`METRIC_FIELDS`).
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: nn.Module | None
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    epoch: int = 0
+    best: dict = field(default_factory=lambda: {"accuracy": -1.0})
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def scored(self) -> nn.Module:
+        """The weights that are validated and kept in best.pt: the EMA's when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def record(self, row: dict, selected: dict) -> bool:
+        """Add a finished epoch's metrics row; True when its ``selected`` report is the new best."""
+        self.epoch = row["epoch"]
+        self.history.append(row)
+        improved = selected["accuracy"] > self.best["accuracy"]
+        if improved:
+            self.best = {**selected, "epoch": self.epoch}
+        return improved
+
+    def checkpoint(self, cfg: TrainConfig, precision: str) -> dict:
+        """The contents of ``last.pt``; :meth:`load_checkpoint` reads them back."""
+        return {
+            "arch": cfg.arch,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "plateau": self.plateau.state_dict() if self.plateau is not None else None,
+            "best": self.best,
+            "history": self.history,
+            "config": cfg.to_dict(),
+            "precision": precision,
+        }
+
+    def load_checkpoint(self, ckpt: dict) -> None:
+        """Continue from a ``last.pt`` (older ones may lack ``ema`` or ``plateau``)."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.ema is not None and ckpt.get("ema"):
+            self.ema.load_state_dict(ckpt["ema"])
+        if self.plateau is not None and ckpt.get("plateau"):
+            self.plateau.load_state_dict(ckpt["plateau"])
+        self.epoch, self.best, self.history = ckpt["epoch"], ckpt["best"], ckpt["history"]
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None) -> dict:
     """Train ``cfg.arch`` on ``cfg.data``; write checkpoints, metrics and plots to ``cfg.out``.
 
@@ -159,18 +222,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     last_path = out / "last.pt"
     ckpt = None
     if resume:
-        if not last_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last_path}")
-        ckpt = torch.load(last_path, map_location=device, weights_only=False)
-        # The run goes on with the settings it was started with; only where the data lies
-        # and how many threads to use may differ in this sitting.
-        saved = TrainConfig.from_dict(ckpt["config"])
-        # bf16=False (--no-bf16) is this sitting's explicit choice of fp32 and is kept.
-        cfg = dataclasses.replace(saved, data=cfg.data, out=cfg.out, threads=cfg.threads, bf16=saved.bf16 and cfg.bf16)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    # Denormal floats (tiny activations as weights decay) take x86 CPUs 10-100x longer per
-    # operation; a depthwise net's fp32 evaluation slowed from seconds to minutes without this.
-    torch.set_flush_denormal(True)
+        ckpt = _read_last_checkpoint(last_path, device)
+        cfg = _resumed_config(cfg, ckpt)
+    _configure_torch(cfg)
     precision = training_precision(cfg, device)
     if ckpt is not None:
         _check_resumed_precision(ckpt.get("precision"), precision, explicit_fp32=not cfg.bf16)
@@ -181,13 +235,63 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
     logger.info(
         "train %d images %s; %s %d images", len(train_split), train_split.class_counts(), cfg.val_split, len(val_split)
     )
+    state = build_state(cfg, device, train_split, channels_last=fast, ckpt=ckpt)
+    if ckpt is not None:
+        logger.info("resumed from %s at epoch %d", last_path, state.epoch + 1)
+    cfg.save(out / "config.json", precision=precision)
+    logger.info(
+        "%s: %d parameters, device %s, precision %s", cfg.arch, count_parameters(state.model), device, precision
+    )
 
+    targets = _teacher_targets(cfg, train_split, out) if cfg.teacher else None
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
+    for epoch in range(state.epoch + 1, last_epoch + 1):
+        trained = train_one_epoch(state, cfg, epoch, train_split, targets=targets, device=device, fast=fast)
+        report, mirror_report = evaluate(state.scored, val_split, device=device, mirror=cfg.select_on_mirror)
+        if state.plateau is not None:
+            state.plateau.step(report["loss"])
+        row = _metrics_row(epoch, state.optimizer.param_groups[0]["lr"], trained, report, mirror_report)
+        selected = mirror_report or report
+        improved = state.record(row, selected)
+        save_checkpoints(out, cfg, state, selected, improved=improved, precision=precision)
+        _write_metrics(out, state.history)
+        _log_epoch(cfg, row, improved)
+
+    if last_epoch < cfg.epochs:
+        logger.info("stopped after epoch %d of %d; continue with --resume", last_epoch, cfg.epochs)
+    return _finish(cfg, out, state)
+
+
+def _read_last_checkpoint(path: Path, device: torch.device) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def _resumed_config(cfg: TrainConfig, ckpt: dict) -> TrainConfig:
+    """The settings the run was started with; only where the data lies and how many threads to use may differ."""
+    saved = TrainConfig.from_dict(ckpt["config"])
+    # bf16=False (--no-bf16) is this sitting's explicit choice of fp32 and is kept.
+    return dataclasses.replace(saved, data=cfg.data, out=cfg.out, threads=cfg.threads, bf16=saved.bf16 and cfg.bf16)
+
+
+def _configure_torch(cfg: TrainConfig) -> None:
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    # Denormal floats (tiny activations as weights decay) take x86 CPUs 10-100x longer per
+    # operation (a depthwise net's evaluation: commit 63f5b4b).
+    torch.set_flush_denormal(True)
+
+
+def build_state(
+    cfg: TrainConfig, device: torch.device, train_split: FerSplit, *, channels_last: bool, ckpt: dict | None = None
+) -> TrainState:
+    """The model (seeded with ``cfg.seed``), its EMA, optimizer and scheduler; from ``ckpt`` when resuming."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, num_classes=len(EMOTIONS))
     if cfg.init and ckpt is None:
         _init_from_onnx(model, cfg.init, train_split)
     model = model.to(device)
-    if fast:
+    if channels_last:
         # torch's overloads of Module.to omit memory_format=, which it documents and accepts
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
@@ -197,157 +301,192 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         if cfg.schedule == "plateau"
         else None
     )
-    steps_per_epoch = len(train_split) // cfg.batch_size  # drop the last partial batch (BatchNorm)
-    start_epoch, best, history = 1, {"accuracy": -1.0}, []
-
+    state = TrainState(model, optimizer, ema, plateau)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ema is not None and ckpt.get("ema"):
-            ema.load_state_dict(ckpt["ema"])
-        if plateau is not None and ckpt.get("plateau"):
-            plateau.load_state_dict(ckpt["plateau"])
-        start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], ckpt["history"]
-        logger.info("resumed from %s at epoch %d", last_path, start_epoch)
-    cfg.save(out / "config.json", precision=precision)
-    logger.info("%s: %d parameters, device %s, precision %s", cfg.arch, count_parameters(model), device, precision)
+        state.load_checkpoint(ckpt)
+    return state
 
+
+def train_one_epoch(
+    state: TrainState,
+    cfg: TrainConfig,
+    epoch: int,
+    train_split: FerSplit,
+    *,
+    targets: TeacherTargets | None,
+    device: torch.device,
+    fast: bool,
+) -> dict[str, float]:
+    """One pass over ``train_split`` in an order drawn from ``epoch`` alone (so a resumed run draws the same).
+
+    ``targets``: the teacher's views and probabilities when distilling; ``fast``: bf16
+    autocast and channels_last. Returns ``train_loss``, ``train_acc``, ``img_per_s`` and
+    ``epoch_s``.
+    """
+    steps_per_epoch = len(train_split) // cfg.batch_size  # drop the last partial batch (BatchNorm)
     images = torch.from_numpy(train_split.images)
     labels = torch.from_numpy(train_split.labels)
-    targets = _teacher_targets(cfg, train_split, out) if cfg.teacher else None
-    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after - 1)
-    for epoch in range(start_epoch, last_epoch + 1):
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same stream on resume
-        order = torch.randperm(len(labels), generator=gen)
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch}/{cfg.epochs}",
-            unit="batch",
-            leave=False,
-            disable=None,
-            mininterval=2,
-        )
-        for i in bar:
-            step = (epoch - 1) * steps_per_epoch + i
-            if plateau is None:
-                for group in optimizer.param_groups:
-                    group["lr"] = _lr_at(cfg, step, steps_per_epoch)
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            soft = None
-            if targets is not None:
-                x, soft = targets.draw(idx, gen)
-                soft = soft.to(device)
-                if cfg.augment:
-                    x = augment_appearance(x, cfg.augment_config, gen)
-            else:
-                x = images[idx].unsqueeze(1).float() / 255
-                if cfg.augment:
-                    x = augment_batch(x, cfg.augment_config, gen)
-            x = (x * 255).to(device)
-            if fast:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[idx].to(device)
-            if cfg.mixup > 0:
-                lam, partner = _mixup_pairs(len(y), cfg.mixup, gen)
-                partner = partner.to(device)
-                x = lam * x + (1 - lam) * x[partner]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-                logits = model(x).float()
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                if cfg.mixup > 0:
-                    other = F.cross_entropy(logits, y[partner], label_smoothing=cfg.label_smoothing)
-                    loss = lam * loss + (1 - lam) * other
-                if soft is not None:
-                    w = cfg.distill_weight
-                    loss = (1 - w) * loss + w * distillation_loss(logits, soft, cfg.distill_temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                _update_ema(ema, model, cfg.ema_decay, step)
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
-        bar.close()
-        epoch_s = time.perf_counter() - t0
-        scored = ema if ema is not None else model
-        report, mirror_report = _score_epoch(scored, val_split, device, cfg.select_on_mirror)
-        if plateau is not None:
-            plateau.step(report["loss"])
-        row = {
-            "epoch": epoch,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / seen,
-            "train_acc": correct / seen,
-            "val_loss": report["loss"],
-            "val_acc": report["accuracy"],
-            "val_macro_f1": report["macro_f1"],
-            "val_acc_mirror": mirror_report["accuracy"] if mirror_report else None,
-            "img_per_s": seen / epoch_s,
-            "epoch_s": epoch_s,
-        }
-        history.append(row)
-        selected = mirror_report or report
-        scored_ckpt = {
-            "arch": cfg.arch,
-            "epoch": epoch,
-            "metric": selected["accuracy"],
-            "model": scored.state_dict(),
-            "config": cfg.to_dict(),
-            "precision": precision,
-            "report": selected,
-        }
-        improved = selected["accuracy"] > best["accuracy"]
-        if improved:
-            best = {**selected, "epoch": epoch}
-            _atomic_save(scored_ckpt, out / "best.pt")
-        if epoch > cfg.epochs - cfg.snapshots:
-            (out / "snapshots").mkdir(exist_ok=True)
-            _atomic_save(scored_ckpt, out / "snapshots" / f"epoch_{epoch:03d}.pt")
-        _atomic_save(
-            {
-                "arch": cfg.arch,
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "plateau": plateau.state_dict() if plateau is not None else None,
-                "best": best,
-                "history": history,
-                "config": cfg.to_dict(),
-                "precision": precision,
-            },
-            last_path,
-        )
-        _write_metrics(out, history)
-        logger.info(
-            "epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s%s | %.0f img/s, %.0f s",
-            epoch,
-            cfg.epochs,
-            row["train_loss"],
-            row["train_acc"],
-            cfg.val_split,
-            report["accuracy"],
-            report["macro_f1"],
-            f" with mirror {mirror_report['accuracy']:.4f}" if mirror_report else "",
-            " *" if improved else "",
-            row["img_per_s"],
-            epoch_s,
-        )
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same stream on resume
+    order = torch.randperm(len(labels), generator=gen)
+    state.model.train()
+    t0 = time.perf_counter()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(
+        range(steps_per_epoch),
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        leave=False,
+        disable=None,
+        mininterval=2,
+    )
+    for i in bar:
+        step = (epoch - 1) * steps_per_epoch + i
+        if state.plateau is None:
+            for group in state.optimizer.param_groups:
+                group["lr"] = _lr_at(cfg, step, steps_per_epoch)
+        idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+        x, y, soft = _draw_batch(cfg, images, labels, idx, targets, gen, device=device, channels_last=fast)
+        mix = _mixup_pairs(len(y), cfg.mixup, gen, device) if cfg.mixup > 0 else None
+        if mix is not None:
+            lam, partner = mix
+            x = lam * x + (1 - lam) * x[partner]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+            logits = state.model(x).float()
+            loss = _loss(cfg, logits, y, soft, mix)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        if state.ema is not None:
+            _update_ema(state.ema, state.model, cfg.ema_decay, step)
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
+    bar.close()
+    epoch_s = time.perf_counter() - t0
+    return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "img_per_s": seen / epoch_s, "epoch_s": epoch_s}
 
-    if last_epoch < cfg.epochs:
-        logger.info("stopped after epoch %d of %d; continue with --resume", last_epoch, cfg.epochs)
+
+def _draw_batch(
+    cfg: TrainConfig,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    idx: torch.Tensor,
+    targets: TeacherTargets | None,
+    gen: torch.Generator,
+    *,
+    device: torch.device,
+    channels_last: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The faces at ``idx`` as model input (0-255, augmented), their labels, and the teacher's probabilities.
+
+    When distilling, each face is one of the views the teacher scored, so only its appearance
+    is augmented here: a geometric change would no longer match the teacher's answer.
+    """
+    soft = None
+    if targets is not None:
+        x, soft = targets.draw(idx, gen)
+        soft = soft.to(device)
+        if cfg.augment:
+            x = augment_appearance(x, cfg.augment_config, gen)
+    else:
+        x = images[idx].unsqueeze(1).float() / 255
+        if cfg.augment:
+            x = augment_batch(x, cfg.augment_config, gen)
+    x = (x * 255).to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, labels[idx].to(device), soft
+
+
+def _loss(
+    cfg: TrainConfig,
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    soft: torch.Tensor | None,
+    mix: tuple[float, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Cross-entropy on the labels (under mixup, on both faces' by their weight), blended with distillation."""
+    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    if mix is not None:
+        lam, partner = mix
+        other = F.cross_entropy(logits, y[partner], label_smoothing=cfg.label_smoothing)
+        loss = lam * loss + (1 - lam) * other
+    if soft is not None:
+        w = cfg.distill_weight
+        loss = (1 - w) * loss + w * distillation_loss(logits, soft, cfg.distill_temperature)
+    return loss
+
+
+def _metrics_row(epoch: int, lr: float, trained: dict, report: dict, mirror_report: dict | None) -> dict:
+    """One line of metrics.csv, in :data:`METRIC_FIELDS` order."""
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": trained["train_loss"],
+        "train_acc": trained["train_acc"],
+        "val_loss": report["loss"],
+        "val_acc": report["accuracy"],
+        "val_macro_f1": report["macro_f1"],
+        "val_acc_mirror": mirror_report["accuracy"] if mirror_report else None,
+        "img_per_s": trained["img_per_s"],
+        "epoch_s": trained["epoch_s"],
+    }
+
+
+def save_checkpoints(
+    out: Path, cfg: TrainConfig, state: TrainState, selected: dict, *, improved: bool, precision: str
+) -> None:
+    """Write ``best.pt`` (when ``improved``), a snapshot (in the last ``cfg.snapshots`` epochs), then ``last.pt``.
+
+    ``selected`` is the epoch's report that picks the best. ``last.pt`` goes last: a run
+    stopped in between resumes at this epoch again and rewrites the others the same way.
+    """
+    scored = {
+        "arch": cfg.arch,
+        "epoch": state.epoch,
+        "metric": selected["accuracy"],
+        "model": state.scored.state_dict(),
+        "config": cfg.to_dict(),
+        "precision": precision,
+        "report": selected,
+    }
+    if improved:
+        _atomic_save(scored, out / "best.pt")
+    if state.epoch > cfg.epochs - cfg.snapshots:
+        (out / "snapshots").mkdir(exist_ok=True)
+        _atomic_save(scored, out / "snapshots" / f"epoch_{state.epoch:03d}.pt")
+    _atomic_save(state.checkpoint(cfg, precision), out / "last.pt")
+
+
+def _log_epoch(cfg: TrainConfig, row: dict, improved: bool) -> None:
+    mirror = row["val_acc_mirror"]
+    logger.info(
+        "epoch %d/%d  loss %.3f acc %.3f | %s acc %.4f macro-F1 %.4f%s%s | %.0f img/s, %.0f s",
+        row["epoch"],
+        cfg.epochs,
+        row["train_loss"],
+        row["train_acc"],
+        cfg.val_split,
+        row["val_acc"],
+        row["val_macro_f1"],
+        f" with mirror {mirror:.4f}" if mirror is not None else "",
+        " *" if improved else "",
+        row["img_per_s"],
+        row["epoch_s"],
+    )
+
+
+def _finish(cfg: TrainConfig, out: Path, state: TrainState) -> dict:
+    """Write best_report.json, the curves and the best epoch's confusion matrix; return the best report."""
+    best = state.best
     best["select_on_mirror"] = cfg.select_on_mirror  # the run's own setting, also when resumed
     (out / "best_report.json").write_text(json.dumps(best, indent=2) + "\n")
     from emolens.training.plots import plot_confusion, plot_curves  # matplotlib only when finishing
 
-    plot_curves(history, out / "curves.png")
+    plot_curves(state.history, out / "curves.png")
     plot_confusion(
         np.array(best["confusion_matrix"]),
         out / "confusion.png",
@@ -407,8 +546,8 @@ def _check_resumed_precision(saved: str | None, now: str, *, explicit_fp32: bool
     )
 
 
-def _mixup_pairs(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch.Tensor]:
-    """Mixup's weight for a batch and each face's partner, drawn from the epoch's generator.
+def _mixup_pairs(n: int, alpha: float, gen: torch.Generator, device: torch.device) -> tuple[float, torch.Tensor]:
+    """Mixup's weight for a batch and each face's partner (on ``device``), drawn from the epoch's generator.
 
     Mixing faces and their labels is meant for FER2013's noisy labels (human agreement is
     about 65%): a wrong label then pulls the model less than a confidently learned one.
@@ -416,7 +555,7 @@ def _mixup_pairs(n: int, alpha: float, gen: torch.Generator) -> tuple[float, tor
     # torch has no seeded Beta sampler; a seed drawn from the epoch's generator keeps resume exact.
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
-    return lam, torch.randperm(n, generator=gen)
+    return lam, torch.randperm(n, generator=gen).to(device)
 
 
 @torch.no_grad()
