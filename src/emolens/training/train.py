@@ -13,7 +13,6 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -96,10 +95,6 @@ def predict_logits(
                 logits = (logits + model(torch.flip(x, dims=[3])).float()) / 2
         out.append(logits.cpu())
     return torch.cat(out).numpy()
-
-
-def evaluate_model(model: nn.Module, split: FerSplit, **kwargs: Any) -> dict:
-    return _report(predict_logits(model, split.images, **kwargs), split.labels)
 
 
 def _report(logits: np.ndarray, labels: np.ndarray) -> dict:
