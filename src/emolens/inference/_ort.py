@@ -31,7 +31,6 @@ def cpu_session(
 
     Where other busy threads share the cores (the web server, a video's decoder and encoder),
     pass ``spinning=False``: threads then never spin, and leave the cores to that work.
-    Not in the README yet: 720p video, ``--detect-size 320``: 2.94-2.95x real time spinning, 3.09-3.12x not.
 
     ``session.x64quantprecision``: on x86 CPUs without VNNI (AVX2, and AVX-512 without
     VNNI), ONNX Runtime's uint8 x int8 kernels add pairs of products in 16-bit registers,
