@@ -103,6 +103,8 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
         (["predict", "x.png", "--detect-size", "10"], "--detect-size must be at least 64 pixels, got 10"),
         (["video", "."], ". is a folder; give one video file"),
         (["train", "--data", ".", "--arch", "nope"], "unknown model 'nope'; choose from"),
+        (["serve", "--workers", "0"], "--workers must be 1 or more, got 0"),
+        (["evaluate", "--data", ".", "--perturb", "fog:3"], "unknown perturbation 'fog'"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -270,3 +272,34 @@ def test_predict_takes_folders(tiny_onnx, astronaut_bgr, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(tmp_path / "empty"), "--model", str(tiny_onnx)]) == 1
     assert "empty: a folder with no photos in it" in capsys.readouterr().err
+
+
+def test_the_choices_offered_are_the_registries_names():
+    """The parser writes the names out (so --help imports neither OpenCV nor torch); they must agree."""
+    from emolens.cli import build_parser
+    from emolens.inference.detector import DETECTORS
+    from emolens.training.config import RECIPES
+    from emolens.training.export import TTA_VIEWS
+
+    choices: dict[str, set] = {}
+    for sub in build_parser()._subparsers._group_actions[0].choices.values():  # noqa: SLF001 - argparse has no API
+        for action in sub._actions:  # noqa: SLF001
+            if action.choices is not None:
+                choices.setdefault(action.option_strings[-1] if action.option_strings else action.dest, set()).update(
+                    action.choices
+                )
+    assert choices["--detector"] == set(DETECTORS)
+    assert choices["--recipe"] == set(RECIPES)
+    assert choices["--tta"] == set(TTA_VIEWS)
+
+
+def test_a_bug_is_not_passed_off_as_a_user_error(monkeypatch):
+    """Only errors emolens raises on purpose become one line; any other ValueError keeps its traceback."""
+    import emolens.cli as cli
+
+    def broken(args):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(cli, "_cmd_predict", broken)
+    with pytest.raises(ValueError, match="broadcast"):
+        main(["predict", "x.png"])

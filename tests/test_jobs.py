@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from emolens.inference.video import Cancelled
+from emolens.errors import Cancelled
 from emolens.jobs import JobRepository, ThreadExecutor, VideoJobs
 from emolens.jobs.repository import LEASE_S, MIGRATIONS, new_owner
 

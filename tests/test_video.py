@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from emolens.errors import Cancelled, VideoOpenError
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker
-from emolens.inference.video import Cancelled, VideoInfo, VideoOpenError, VideoResult, process_video
+from emolens.inference.video import VideoInfo, VideoResult, process_video
 from emolens.labels import EMOTIONS
 from emolens.results import FaceBox, FaceRecord, FaceResult
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import pytest
@@ -256,3 +257,19 @@ def test_pages_offer_the_shipped_models_and_the_model_page_shows_both_cards(clie
         figure = client.get(f"/model/{name}/confusion.png")
         assert figure.status_code == 200 and figure.data[:4] == b"\x89PNG"
     assert client.get("/model/nope/confusion.png").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"DETECTOR": "yolo"}, "unknown detector 'yolo'; choose from haar, retinaface"),
+        ({"DETECTOR_OPTIONS": {"max_side": 32}}, "must be at least 64 pixels, got 32"),
+        ({"DETECTOR_OPTIONS": {"size": 320}}, "unknown retinaface detector option(s) size"),
+        ({"MAX_WORKERS": -1}, "MAX_WORKERS must be a whole number, 0 or more; got -1"),
+    ],
+)
+def test_bad_settings_are_refused_when_the_app_is_built(tmp_path, settings, message):
+    from emolens.web import create_app
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        create_app({"TESTING": True, "DATA_DIR": str(tmp_path), **settings})

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emolens.errors import EmolensError
+from emolens.errors import EmolensError, SettingsError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,6 +193,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
+    # the registries' names, written out so that --help imports neither OpenCV nor torch (a test pins them)
     p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
     p.add_argument(
         "--detect-size",
@@ -204,10 +205,12 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
+    from emolens.inference.detector import MIN_DETECT_SIDE
+
     if args.detect_size is None:
         return {}
-    if args.detect_size < 64:
-        raise ValueError(f"--detect-size must be at least 64 pixels, got {args.detect_size}")
+    if args.detect_size < MIN_DETECT_SIDE:
+        raise SettingsError(f"--detect-size must be at least {MIN_DETECT_SIDE} pixels, got {args.detect_size}")
     return {"max_side": args.detect_size}
 
 
@@ -385,8 +388,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     from emolens.web import create_app
+    from emolens.web.security import configured_token
 
-    token = args.token or os.environ.get("EMOLENS_TOKEN")
+    for flag, value in (("--workers", args.workers), ("--threads", args.threads)):
+        if value < 1:
+            raise SettingsError(f"{flag} must be 1 or more, got {value}")
+    token = configured_token(args.token)
     settings = {
         "TOKEN": token,
         "MAX_WORKERS": args.workers,
@@ -407,7 +414,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "serving on %s without a token: anyone who can reach this port can use it (add --token)", args.host
         )
     if bool(args.certfile) != bool(args.keyfile):
-        raise ValueError("--certfile and --keyfile go together")
+        raise SettingsError("--certfile and --keyfile go together")
     scheme = "https" if args.certfile else "http"
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"emolens is serving at {scheme}://{shown}:{args.port}/" + (f"?token={token}" if token else ""), flush=True)
@@ -682,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         raise
-    except (EmolensError, ValueError, FileNotFoundError) as exc:
+    except (EmolensError, FileNotFoundError) as exc:  # a bug's ValueError keeps its traceback
         print(f"emolens: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: each command has cleaned up on its way out

@@ -7,6 +7,10 @@ class EmolensError(Exception):
     """Base class of every error emolens raises on purpose."""
 
 
+class SettingsError(EmolensError, ValueError):
+    """An option or setting has a value emolens cannot use; the message names it and what it takes."""
+
+
 class DatasetError(EmolensError, ValueError):
     """A data set is missing, malformed or empty; the message names the file, row or member."""
 
@@ -30,3 +34,11 @@ class ExportError(EmolensError):
 
 class SourceError(EmolensError):
     """A camera or stream cannot be opened or read; the message names the source and why."""
+
+
+class VideoOpenError(EmolensError):
+    """A file is not a readable video (no video stream, corrupt, no frames)."""
+
+
+class Cancelled(EmolensError):
+    """Processing was cancelled by the caller."""

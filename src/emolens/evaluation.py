@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emolens.errors import SettingsError
 from emolens.metrics import classification_report, expected_calibration_error
 from emolens.results import UNCERTAIN_BELOW
 
@@ -107,16 +108,16 @@ def parse_perturbation(spec: str) -> Perturbation:
     """
     name, _, strength = spec.partition(":")
     if name not in _APPLY:
-        raise ValueError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)}")
+        raise SettingsError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)}")
     strength = strength or DEFAULT_STRENGTHS[name]
     try:
         level, _, gain = strength.partition("x") if name == "dark" else (strength, "", "")
         low, high = _range(level)
         gains = _range(gain) if gain else (1.0, 1.0)
     except ValueError:
-        raise ValueError(f"perturbation {spec!r}: the strength must be a number or LOW-HIGH") from None
+        raise SettingsError(f"perturbation {spec!r}: the strength must be a number or LOW-HIGH") from None
     if low > high or low < 0 or (name == "jpeg" and not 1 <= low <= high <= 100):
-        raise ValueError(f"perturbation {spec!r}: strength out of range")
+        raise SettingsError(f"perturbation {spec!r}: strength out of range")
     return Perturbation(name, low, high, gains)
 
 

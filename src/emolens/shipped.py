@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from emolens.errors import ModelLoadError
+from emolens.errors import ModelLoadError, SettingsError
 
 SHIPPED_MODELS = {"compact": "emolens_vggface48_slim.onnx", "accurate": "emolens_vggface48.onnx"}
 DEFAULT_MODEL = "accurate"  # single images
@@ -48,7 +48,7 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
 def card_asset(name: str, asset: str) -> Path:
     """A file of a shipped model's card: ``asset`` is one of :data:`CARD_ASSETS`."""
     if asset not in CARD_ASSETS:
-        raise ValueError(f"unknown card file {asset!r}; choose from {', '.join(CARD_ASSETS)}")
+        raise SettingsError(f"unknown card file {asset!r}; choose from {', '.join(CARD_ASSETS)}")
     return shipped_model_path(name).with_suffix("." + asset)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from emolens.batch._inputs import InputFile
 from emolens.batch._ledger import ROWS, FileOutcome, file_key
 from emolens.batch._tables import image_rows, video_rows, write_rows
-from emolens.errors import EmolensError
+from emolens.errors import EmolensError, SettingsError
 
 if TYPE_CHECKING:
     from emolens.inference.recognizer import EmotionRecognizer
@@ -51,9 +51,10 @@ class BatchSettings:
 
     def __post_init__(self) -> None:
         if self.every_nth < 1:
-            raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
-        if self.detect_size is not None and self.detect_size < 64:
-            raise ValueError(f"detect_size must be at least 64 pixels, got {self.detect_size}")
+            raise SettingsError(f"every_nth must be 1 or more, got {self.every_nth}")
+        from emolens.inference.detector import check_detector
+
+        check_detector(self.detector, {} if self.detect_size is None else {"max_side": self.detect_size})
 
     def fingerprint(self) -> dict:
         """The settings that shape results: a finished file is reused only under the same ones."""

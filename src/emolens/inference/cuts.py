@@ -20,6 +20,8 @@ from collections import deque
 import cv2
 import numpy as np
 
+from emolens.errors import SettingsError
+
 
 class CutDetector:
     """Tell, frame by frame, whether a frame starts a new shot. Keep one per stream.
@@ -39,7 +41,7 @@ class CutDetector:
 
     def __init__(self, *, threshold: float = 0.6, contrast: float = 2.5, memory: int = 10):
         if not 0 < threshold:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
+            raise SettingsError(f"threshold must be > 0, got {threshold}")
         self.threshold, self.contrast = threshold, contrast
         self._recent: deque[float] = deque(maxlen=memory)
         self._last: np.ndarray | None = None

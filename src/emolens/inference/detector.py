@@ -8,6 +8,7 @@ first (which recovers dim faces), and overlapping boxes are merged.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, cast
@@ -16,7 +17,7 @@ import cv2
 import cv2.data
 import numpy as np
 
-from emolens.errors import ModelLoadError
+from emolens.errors import ModelLoadError, SettingsError
 from emolens.inference._ort import cpu_session
 from emolens.preprocess import Framing, to_gray
 
@@ -283,14 +284,37 @@ def _anchor_grid(height: int, width: int, strides: tuple[int, ...], sizes: tuple
 DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 
+MIN_DETECT_SIDE = 64  # below this even a close face is too few pixels for either detector
+
+
+def check_detector(name: str, options: dict[str, Any]) -> None:
+    """Refuse an unknown detector or option, or a bad size, before anything is loaded: the CLI's
+    flags and the web server's ``DETECTOR``/``DETECTOR_OPTIONS`` settings go through here.
+
+    Raises:
+        ValueError: naming the setting and what it accepts.
+    """
+    if name not in DETECTORS:
+        raise SettingsError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")
+    accepted = set(inspect.signature(DETECTORS[name]).parameters) - {"model_path", "threads", "spinning"}
+    unknown = set(options) - accepted
+    if unknown:
+        raise SettingsError(
+            f"unknown {name} detector option(s) {', '.join(sorted(unknown))}; it takes {', '.join(sorted(accepted))}"
+        )
+    side = options.get("max_side")
+    if side is not None and (not isinstance(side, int) or side < MIN_DETECT_SIDE):
+        raise SettingsError(f"the detection size (max_side) must be at least {MIN_DETECT_SIDE} pixels, got {side!r}")
+
+
 def create_detector(name: str = "retinaface", *, spinning: bool = True, **kwargs: Any) -> FaceDetector:
-    """A detector by name (RetinaFace by default, as everywhere else), with its options.
+    """A detector by name (RetinaFace by default, as everywhere else), with its options
+    (checked by :func:`check_detector`).
 
     ``spinning`` reaches the detectors that run ONNX Runtime (see :func:`cpu_session`); the
     Haar cascade has no threads to spin, so callers need not know which detector it is.
     """
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")
+    check_detector(name, kwargs)
     if name == "retinaface":
         kwargs["spinning"] = spinning
     return DETECTORS[name](**kwargs)

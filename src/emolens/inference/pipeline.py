@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emolens.errors import SettingsError
 from emolens.inference.cuts import CutDetector
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker, TrackedFace
@@ -99,9 +100,9 @@ class StreamProcessor:
         wall_time: bool = False,
     ):
         if every_nth < 1:
-            raise ValueError(f"every_nth must be >= 1, got {every_nth}")
+            raise SettingsError(f"every_nth must be >= 1, got {every_nth}")
         if full_every < 1:
-            raise ValueError(f"full_every must be >= 1, got {full_every}")
+            raise SettingsError(f"full_every must be >= 1, got {full_every}")
         self.every_nth, self.wall_time = every_nth, wall_time
         self.recognizer = recognizer.for_stream(full_every=max(1, full_every // every_nth))
         self.tracker = FaceTracker(

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from emolens.errors import SettingsError
 from emolens.labels import EMOTIONS
 from emolens.results import FaceRecord
 
@@ -104,6 +105,6 @@ def _writable(path: str | os.PathLike) -> Path:
     """The path, refused at once if it is a folder (not at the first record, minutes later)."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a file to append records to")
+        raise SettingsError(f"{path} is a folder; give a file to append records to")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

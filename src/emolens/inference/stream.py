@@ -13,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from emolens.errors import SettingsError
 from emolens.inference.detector import Detections, FaceDetector, as_face_detector, merge_overlapping
 from emolens.inference.tracker import iou
 from emolens.preprocess import Framing
@@ -32,7 +33,7 @@ class StreamDetector:
 
     def __init__(self, detector: FaceDetector, *, full_every: int = 10, region: float = 2.0, region_px: int = 128):
         if full_every < 1:
-            raise ValueError(f"full_every must be >= 1, got {full_every}")
+            raise SettingsError(f"full_every must be >= 1, got {full_every}")
         self.detector = as_face_detector(detector)
         self.full_every, self.region, self.region_px = full_every, region, region_px
         self._boxes = np.zeros((0, 4), np.int32)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emolens.errors import SettingsError
 from emolens.labels import EMOTIONS
 from emolens.results import FaceResult
 
@@ -55,7 +56,7 @@ class FaceTracker:
 
     def __init__(self, *, iou_threshold: float = 0.3, max_missed: int = 10, smoothing: float = 0.6):
         if not 0 <= smoothing < 1:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+            raise SettingsError(f"smoothing must be in [0, 1), got {smoothing}")
         self.iou_threshold, self.max_missed, self.smoothing = iou_threshold, max_missed, smoothing
         self.tracks: list[Track] = []
         self._next_id = 1

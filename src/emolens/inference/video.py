@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from emolens.errors import EmolensError
+from emolens.errors import Cancelled, VideoOpenError
 from emolens.inference.annotate import draw_tracked
 from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
@@ -38,14 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _COPYABLE_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3"}
-
-
-class VideoOpenError(EmolensError):
-    """A file is not a readable video (no video stream, corrupt, no frames)."""
-
-
-class Cancelled(EmolensError):
-    """Processing was cancelled by the caller."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from emolens.inference.video import Cancelled
+from emolens.errors import Cancelled
 from emolens.jobs.repository import Job, JobRepository, new_owner
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emolens.errors import SettingsError
 from emolens.training.augment import ROBUST, AugmentConfig
 
 
@@ -48,15 +49,15 @@ class TrainConfig:
         from emolens.training.models import list_models
 
         if self.arch not in list_models():  # before any data is read
-            raise ValueError(f"unknown model {self.arch!r}; choose from {', '.join(list_models())}")
+            raise SettingsError(f"unknown model {self.arch!r}; choose from {', '.join(list_models())}")
         if self.snapshots < 0:
-            raise ValueError(f"--snapshots must be 0 or more epochs, got {self.snapshots}")
+            raise SettingsError(f"--snapshots must be 0 or more epochs, got {self.snapshots}")
         if self.teacher_views < 1:
-            raise ValueError(f"--teacher-views must be 1 or more, got {self.teacher_views}")
+            raise SettingsError(f"--teacher-views must be 1 or more, got {self.teacher_views}")
         if not 0 <= self.distill_weight <= 1:
-            raise ValueError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
+            raise SettingsError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
         if self.distill_temperature <= 0:
-            raise ValueError(f"--distill-temperature must be positive, got {self.distill_temperature}")
+            raise SettingsError(f"--distill-temperature must be positive, got {self.distill_temperature}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -74,7 +75,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+            raise SettingsError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         return cls(**values)
 
     def save(self, path: Path, *, precision: str | None = None) -> None:

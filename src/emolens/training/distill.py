@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from emolens.errors import SettingsError
 from emolens.training.augment import AugmentConfig, augment_geometry
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def make_teacher_targets(
     from emolens.evaluation import predict_probabilities
 
     if views < 1:
-        raise ValueError(f"--teacher-views must be 1 or more, got {views}")
+        raise SettingsError(f"--teacher-views must be 1 or more, got {views}")
     gen = torch.Generator().manual_seed(seed * 7919 + 17)
     out = np.empty((views, *images.shape), np.uint8)
     out[0] = images

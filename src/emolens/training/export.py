@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emolens.errors import ExportError
+from emolens.errors import ExportError, SettingsError
 from emolens.labels import EMOTIONS
 from emolens.preprocess import INPUT_SIZE
 from emolens.training.models import create_model
@@ -47,7 +47,7 @@ class _Probabilities(nn.Module):
     def __init__(self, model: nn.Module, tta: str):
         super().__init__()
         if tta not in TTA_VIEWS:
-            raise ValueError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(TTA_VIEWS)}")
+            raise SettingsError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(TTA_VIEWS)}")
         self.model = model
         self.views = TTA_VIEWS[tta]
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from emolens.errors import SettingsError
+
 __all__ = ["MODELS", "DEFAULT_ARCH", "create_model", "list_models", "count_parameters", "count_multiply_adds"]
 
 
@@ -257,7 +259,7 @@ def create_model(name: str, num_classes: int = 7, **kwargs: Any) -> nn.Module:
     try:
         builder = MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+        raise SettingsError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
     return builder(num_classes=num_classes, **kwargs)
 
 

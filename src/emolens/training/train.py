@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from emolens.errors import SettingsError
 from emolens.labels import EMOTIONS
 from emolens.metrics import classification_report
 from emolens.training.augment import augment_appearance, augment_batch
@@ -131,7 +132,7 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
         return torch.optim.Adam(groups, lr=cfg.lr)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
+    raise SettingsError(f"unknown optimizer {cfg.optimizer!r}; choose sgd, adam or adamw")
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -535,7 +536,7 @@ def _check_resumed_precision(saved: str | None, now: str, *, explicit_fp32: bool
     if explicit_fp32:
         logger.warning("resuming a run trained in %s in fp32 (--no-bf16): its numerics change from here", saved)
         return
-    raise ValueError(
+    raise SettingsError(
         f"--resume: the run trained in {saved}, but this machine would continue in {now}"
         f" (CPU without native bf16, or bf16 where it ran fp32); pass --no-bf16 to go on in fp32"
     )

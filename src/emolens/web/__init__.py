@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from flask import Flask
+
+from emolens.errors import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     if not app.config.get("DATA_DIR"):
         app.config["DATA_DIR"] = str(default_data_dir())
-    if app.config.get("TOKEN") is None and os.environ.get("EMOLENS_TOKEN"):
-        app.config["TOKEN"] = os.environ["EMOLENS_TOKEN"]
+    app.config["TOKEN"] = security.configured_token(app.config.get("TOKEN"))
     app.config.setdefault("SECRET_KEY", secrets.token_hex(16))
+    _check_settings(app.config)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
     accesslog.init_app(app)  # first: its clock starts before the token check may refuse a request
@@ -60,3 +61,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     camera_views.init_app(app)
     return app
+
+
+def _check_settings(config: dict) -> None:
+    """Refuse bad settings at start-up, as the CLI refuses bad flags, not at the first request."""
+    from emolens.inference.detector import check_detector
+
+    check_detector(config["DETECTOR"], config["DETECTOR_OPTIONS"])
+    for name in ("MAX_WORKERS", "MAX_CAMERAS"):
+        if not isinstance(config[name], int) or config[name] < 0:
+            raise SettingsError(f"{name} must be a whole number, 0 or more; got {config[name]!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 
 from flask import Flask, Response, request
 
@@ -12,6 +13,11 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+
+def configured_token(explicit: str | None) -> str | None:
+    """The token the server requires: the one given (``--token``, ``TOKEN``), else ``EMOLENS_TOKEN``; None: open."""
+    return explicit or os.environ.get("EMOLENS_TOKEN") or None
 
 
 def token_ok(supplied: str | None, expected: str) -> bool:

@@ -11,9 +11,9 @@ import numpy as np
 from flask import current_app
 from werkzeug.datastructures import FileStorage
 
-from emolens.errors import ImageDecodeError, ImageTooLargeError
+from emolens.errors import ImageDecodeError, ImageTooLargeError, VideoOpenError
 from emolens.inference.images import decode_image
-from emolens.inference.video import VideoInfo, VideoOpenError
+from emolens.inference.video import VideoInfo
 from emolens.web.errors import ApiError
 
 
