@@ -234,5 +234,5 @@ def test_sessions_spin_only_within_a_run_unless_told_not_to(tiny_onnx):
     # an option of each object, not a setting of the process: two recognizers side by side differ
     quiet = EmotionRecognizer(tiny_onnx, detector="retinaface", spinning=False)
     busy = EmotionRecognizer(tiny_onnx, detector="retinaface")
-    assert _spin_settings(quiet.classifier._session) == _spin_settings(quiet.detector._session) == ("0", "1")
-    assert _spin_settings(busy.classifier._session) == _spin_settings(busy.detector._session) == ("1", "1")
+    assert _spin_settings(quiet.classifier.session) == _spin_settings(quiet.detector.session) == ("0", "1")
+    assert _spin_settings(busy.classifier.session) == _spin_settings(busy.detector.session) == ("1", "1")

@@ -8,7 +8,6 @@ import pytest
 from emolens._machine import describe_machine
 from emolens.errors import ModelLoadError
 from emolens.evaluation import predict_probabilities
-from emolens.inference._ort import reference_session
 from emolens.inference.classifier import EmotionClassifier, default_model_path
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.labels import EMOTIONS
@@ -87,8 +86,7 @@ def test_shipped_model_agrees_with_the_reference_path(public_test, shipped):
 def test_shipped_detector_agrees_with_the_reference_path(astronaut_bgr):
     from emolens.inference.detector import RetinaFaceDetector
 
-    fast, reference = RetinaFaceDetector(), RetinaFaceDetector()
-    reference._session = reference_session(RetinaFaceDetector.default_model_path())
+    fast, reference = RetinaFaceDetector(), RetinaFaceDetector(reference=True)
     (ours, our_scores), (theirs, their_scores) = fast.detect(astronaut_bgr), reference.detect(astronaut_bgr)
     assert len(ours) == len(theirs) == 1
     assert np.abs(ours - theirs).max() <= 1 and np.allclose(our_scores, their_scores, atol=1e-3)

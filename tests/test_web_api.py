@@ -56,7 +56,7 @@ def test_detector_options_reach_the_recognizer(app, client, astronaut_bgr):
         recognizer = get_recognizer()
         assert recognizer.detector.max_side == 256
         # Many threads share these sessions: their threads must never spin (see _ort.cpu_session).
-        for session in (recognizer.classifier._session, recognizer.detector._session):
+        for session in (recognizer.classifier.session, recognizer.detector.session):
             assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 

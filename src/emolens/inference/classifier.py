@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from emolens.errors import ModelLoadError
 from emolens.inference._ort import cpu_session, reference_session
 from emolens.labels import EMOTIONS
 from emolens.preprocess import INPUT_SIZE, to_model_input
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 from emolens.shipped import DEFAULT_MODEL, SHIPPED_MODELS, resolve_model, shipped_model_path
 
 DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]
@@ -83,6 +87,11 @@ class EmotionClassifier:
         # Models exported before view sets existed only say whether the mirror is averaged in.
         self.views_in_model = self.metadata.get("tta_views", "face, mirror" if self.flip_in_model else "face")
         self.tta = tta and not self.flip_in_model
+
+    @property
+    def session(self) -> InferenceSession:
+        """The ONNX Runtime session (for profiling, or to read its settings)."""
+        return self._session
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities (n, 7) over EMOTIONS for uint8 gray faces (n, 48, 48); one batch."""

@@ -11,15 +11,18 @@ import functools
 import inspect
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import cv2
 import cv2.data
 import numpy as np
 
 from emolens.errors import ModelLoadError, SettingsError
-from emolens.inference._ort import cpu_session
+from emolens.inference._ort import cpu_session, reference_session
 from emolens.preprocess import Framing, to_gray
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 
 class Detections(NamedTuple):
@@ -166,7 +169,8 @@ class RetinaFaceDetector:
     Finds turned, small and dim faces that the Haar cascade misses. The frame is
     downscaled so its longer side is at most ``max_side`` before detection. Thread-safe
     (one shared ONNX Runtime session); ``spinning=False`` where other busy threads share the
-    cores (see :func:`emolens.inference._ort.cpu_session`).
+    cores (see :func:`emolens.inference._ort.cpu_session`); ``reference=True`` runs ONNX
+    Runtime's reference path, what the fast kernels are checked against.
     """
 
     # FER2013's crop around RetinaFace's box: medians over 3,962 training faces
@@ -187,11 +191,22 @@ class RetinaFaceDetector:
         model_path: str | None = None,
         equalize_dark: bool = True,
         spinning: bool = True,
+        reference: bool = False,
     ):
         self.equalize_dark = equalize_dark
-        self._session = cpu_session(model_path or self.default_model_path(), threads=threads, spinning=spinning)
+        path = model_path or self.default_model_path()
+        self._session = (
+            reference_session(path, threads=threads)
+            if reference
+            else cpu_session(path, threads=threads, spinning=spinning)
+        )
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_size = max_side, min_size
+
+    @property
+    def session(self) -> InferenceSession:
+        """The ONNX Runtime session (for profiling, or to read its settings)."""
+        return self._session
 
     @staticmethod
     def default_model_path() -> Path:
@@ -296,7 +311,7 @@ def check_detector(name: str, options: dict[str, Any]) -> None:
     """
     if name not in DETECTORS:
         raise SettingsError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")
-    accepted = set(inspect.signature(DETECTORS[name]).parameters) - {"model_path", "threads", "spinning"}
+    accepted = set(inspect.signature(DETECTORS[name]).parameters) - {"model_path", "threads", "spinning", "reference"}
     unknown = set(options) - accepted
     if unknown:
         raise SettingsError(
