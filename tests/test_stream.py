@@ -152,9 +152,9 @@ def test_a_stream_recognizer_is_its_own_type_with_its_own_state(tiny_onnx, astro
     assert one.classifier is recognizer.classifier and one.detector.detector is recognizer.detector
     frames = _clip(astronaut_bgr, 3)
     assert [len(one(f)) for f in frames] == [1, 1, 1]
-    assert len(one.detector._boxes) == 1 and len(two.detector._boxes) == 0  # state is per stream
+    assert len(one.detector.known_faces) == 1 and len(two.detector.known_faces) == 0  # state is per stream
     one.reset()
-    assert len(one.detector._boxes) == 0
+    assert len(one.detector.known_faces) == 0
     assert len(recognizer(frames[0])) == 1  # the shared recognizer stays stateless
 
 

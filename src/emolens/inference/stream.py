@@ -44,6 +44,11 @@ class StreamDetector:
         """The wrapped detector's boxes, so its crop."""
         return self.detector.framing
 
+    @property
+    def known_faces(self) -> np.ndarray:
+        """The boxes (n, 4) of the faces found on the last frame: where the next one looks first."""
+        return self._boxes.copy()
+
     def reset(self) -> None:
         """Forget the known faces (e.g. after a seek): the next frame gets a whole-frame pass."""
         self._boxes = np.zeros((0, 4), np.int32)
