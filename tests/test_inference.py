@@ -236,3 +236,14 @@ def test_sessions_spin_only_within_a_run_unless_told_not_to(tiny_onnx):
     busy = EmotionRecognizer(tiny_onnx, detector="retinaface")
     assert _spin_settings(quiet.classifier.session) == _spin_settings(quiet.detector.session) == ("0", "1")
     assert _spin_settings(busy.classifier.session) == _spin_settings(busy.detector.session) == ("1", "1")
+
+
+def test_create_detector_takes_each_detectors_own_options_and_refuses_others():
+    from emolens.batch._worker import BatchSettings, build_recognizer
+    from emolens.errors import SettingsError
+    from emolens.inference.detector import create_detector
+
+    assert create_detector("retinaface", threads=1, max_side=320, spinning=False).max_side == 320
+    assert build_recognizer(BatchSettings(detector="retinaface", threads=1)) is not None  # a batch worker's
+    with pytest.raises(SettingsError, match="unknown haar detector option"):
+        create_detector("haar", threads=1)

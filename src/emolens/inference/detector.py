@@ -311,7 +311,7 @@ def check_detector(name: str, options: dict[str, Any]) -> None:
     """
     if name not in DETECTORS:
         raise SettingsError(f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTORS))}")
-    accepted = set(inspect.signature(DETECTORS[name]).parameters) - {"model_path", "threads", "spinning", "reference"}
+    accepted = set(inspect.signature(DETECTORS[name]).parameters) - {"spinning"}  # create_detector's own argument
     unknown = set(options) - accepted
     if unknown:
         raise SettingsError(
