@@ -334,3 +334,74 @@ def test_a_missing_extra_is_named(module, extra, archive, tmp_path, capsys, monk
     assert main([*args, "--ray"] if module == "ray" else args) == 2
     err = capsys.readouterr().err
     assert err.startswith("emolens: ") and f"pip install '{extra}'" in err and "Traceback" not in err
+
+
+class _FakeRay:
+    """Ray's calls run_ray makes, in one process: an actor dies running a file named ``crash*``
+    (every later call on it fails too)."""
+
+    class exceptions:  # noqa: N801 - the shape of ray.exceptions
+        class RayActorError(Exception):
+            pass
+
+    def __init__(self):
+        self.actors, self.killed = [], []
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def remote(self, num_cpus):
+        fake = self
+
+        class Actor:
+            def __init__(self):
+                self.dead, self.ran = False, []
+                fake.actors.append(self)
+                self.analyze = self
+
+            def remote(self, item):  # actor.analyze.remote(item)
+                if not self.dead and Path(item.path).name.startswith("crash"):
+                    self.dead = True
+                    return ("died", item)
+                if self.dead:
+                    return ("died", item)
+                self.ran.append(item.path)
+                return ("ok", item)
+
+        return lambda cls: type("ActorClass", (), {"remote": staticmethod(lambda settings: Actor())})
+
+    def wait(self, refs, num_returns):
+        return [refs[-1]], refs[:-1]
+
+    def get(self, ref):
+        state, item = ref
+        if state == "died":
+            raise self.exceptions.RayActorError(item.path)
+        from emolens.batch._ledger import FileOutcome
+
+        return FileOutcome(item.path, "image", "ok", frames=1), {}
+
+    def kill(self, actor):
+        self.killed.append(actor)
+
+
+def test_ray_retries_the_file_an_actor_died_on_with_a_fresh_actor_then_fails_it(monkeypatch, tmp_path):
+    from emolens.batch import _ray
+    from emolens.batch._inputs import InputFile
+    from emolens.batch._worker import BatchSettings
+
+    fake = _FakeRay()
+    monkeypatch.setattr(_ray, "require_ray", lambda: fake)
+    names = ["a.jpg", "crash.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+    tasks = [(InputFile(str(tmp_path / n), "image"), tmp_path / "out" / n) for n in names]
+    results = {item.path: outcome for item, _, outcome in _ray.run_ray(tasks, BatchSettings(), workers=2)}
+    assert set(results) == {str(tmp_path / n) for n in names}
+    failed = {Path(p).name: o.error for p, o in results.items() if o.status == "failed"}
+    assert list(failed) == ["crash.jpg"] and "died while analysing it, 3 times" in failed["crash.jpg"]
+    # two actors at first, then one fresh actor per death (each of crash.jpg's three attempts)
+    assert len(fake.actors) == 2 + 3 and len(fake.killed) == len(fake.actors)
+    ran = sorted(Path(p).name for actor in fake.actors for p in actor.ran)
+    assert ran == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]  # each innocent file exactly once
