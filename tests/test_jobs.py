@@ -118,6 +118,7 @@ def test_a_silent_owner_loses_its_job_after_the_lease_and_a_twice_interrupted_jo
     assert repo.recover() == ["a" * 32]
     job = repo.get("a" * 32)
     assert (job.status, job.error, job.attempts) == ("failed", "interrupted twice by a server restart", 2)
+    assert job.finished is not None and job.processing_s is not None
 
 
 def test_a_clean_shutdown_requeues_without_counting_an_attempt(repo):

@@ -330,10 +330,12 @@ class JobRepository:
                     status, error = "failed", "interrupted twice by a server restart"
                 else:
                     status, error = "queued", None
+                requeued = status == "queued"
                 db.execute(
-                    "UPDATE jobs SET status = ?, error = ?, progress = CASE WHEN ? = 'queued' THEN 0 ELSE progress"
-                    " END, owner = NULL, updated = ? WHERE id = ? AND status = 'running'",
-                    (status, error, status, now, row["id"]),
+                    "UPDATE jobs SET status = ?, error = ?, progress = CASE WHEN ? THEN 0 ELSE progress END,"
+                    " finished = CASE WHEN ? THEN NULL ELSE ? END, owner = NULL, updated = ?"
+                    " WHERE id = ? AND status = 'running'",
+                    (status, error, requeued, requeued, now, now, row["id"]),
                 )
                 changed.append(row["id"])
         return changed
