@@ -286,20 +286,17 @@ class JobRepository:
 
     def delete(self, job_id: str) -> bool:
         """Hide the job at once and stop it if it runs; its row and files go in :meth:`purgeable`'s sweep."""
-        return bool(
-            self._change(
-                "UPDATE jobs SET deleted = 1, cancel_requested = 1, updated = ? WHERE id = ? AND deleted = 0",
-                time.time(),
-                job_id,
-            )
-        )
+        return bool(self._mark_deleted("id = ?", job_id))
 
     def expire(self, older_than: float) -> int:
         """Delete (as :meth:`delete`) every job created before this Unix time."""
+        return self._mark_deleted("created < ?", older_than)
+
+    def _mark_deleted(self, where: str, value: object) -> int:
         return self._change(
-            "UPDATE jobs SET deleted = 1, cancel_requested = 1, updated = ? WHERE created < ? AND deleted = 0",
+            f"UPDATE jobs SET deleted = 1, cancel_requested = 1, updated = ? WHERE {where} AND deleted = 0",
             time.time(),
-            older_than,
+            value,
         )
 
     def purgeable(self) -> list[str]:
