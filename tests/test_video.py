@@ -13,7 +13,7 @@ import pytest
 from emolens.errors import Cancelled, VideoOpenError
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import FaceTracker
-from emolens.inference.video import VideoInfo, VideoResult, process_video
+from emolens.inference.video import Cut, VideoInfo, VideoResult, process_video
 from emolens.labels import EMOTIONS
 from emolens.results import FaceBox, FaceRecord, FaceResult
 
@@ -248,12 +248,12 @@ def make_edited_clip(path, astronaut_bgr):
 def test_no_track_spans_a_scene_cut(edited_clip, recognizer, tmp_path, every_nth):
     """Issue 19: one id was an audience member, then the performer, then another person."""
     result = process_video(edited_clip, recognizer, every_nth=every_nth, json_path=tmp_path / "f.json")
-    assert result.cuts == [{"frame": 10, "time": 1.0}, {"frame": 20, "time": 2.0}]
+    assert result.cuts == [Cut(frame=10, time=1.0), Cut(frame=20, time=2.0)]
     shots = {tid: {r.shot for r in rows} for tid, rows in result.by_track().items()}
     assert sorted(shots.values(), key=min) == [{0}, {1}, {2}]  # one track per shot, none across
     assert {r.frame for r in result.records} >= {10, 20}  # each shot's first frame, even between Nth ones
     summary = json.loads((tmp_path / "f.json").read_text())["summary"]
-    assert summary["video"]["cuts"] == result.cuts
+    assert summary["video"]["cuts"] == [{"frame": 10, "time": 1.0}, {"frame": 20, "time": 2.0}]
     tracks = sorted(summary["tracks"].values(), key=lambda t: t["shot"])
     assert [t["short"] for t in tracks] == [False, False, True]  # the 2-frame shot's face is too short
     assert summary["video"]["faces"] == 2

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -124,6 +124,13 @@ MIN_TRACK_FRAMES = 3
 MIN_TRACK_SECONDS = 0.5
 
 
+class Cut(NamedTuple):
+    """A shot change: the index and time (s) of the new shot's first frame."""
+
+    frame: int
+    time: float
+
+
 @dataclass
 class VideoResult:
     """Per-frame records, shot cuts and per-track summaries of one processed video."""
@@ -131,7 +138,7 @@ class VideoResult:
     info: VideoInfo
     records: list[FaceRecord]  # one per face per processed frame
     frames_processed: int
-    cuts: list[dict] = field(default_factory=list)  # each shot change: {"frame", "time"} of the new shot's first frame
+    cuts: list[Cut] = field(default_factory=list)  # each shot change
 
     def by_track(self) -> dict[int, list[FaceRecord]]:
         """The records of each track, in frame order."""
@@ -174,7 +181,7 @@ class VideoResult:
                 "fps": self.info.fps,
                 "duration": self.info.duration,
                 "frames_processed": self.frames_processed,
-                "cuts": list(self.cuts),
+                "cuts": [cut._asdict() for cut in self.cuts],
                 "faces": sum(not t["short"] for t in out.values()),
             },
             "tracks": out,
@@ -258,7 +265,7 @@ def _analyse(
     """Run every frame of ``source`` through ``processor``, collecting records and cuts, and
     write the annotated frames to ``annotated`` if given; ``frame_done`` gets each frame's index."""
     records: list[FaceRecord] = []
-    cuts: list[dict] = []  # {"frame", "time"} of each new shot's first frame
+    cuts: list[Cut] = []
     with ExitStack() as stack:
         writer = (
             stack.enter_context(_AnnotatedWriter(source, annotated, info, max_output_pixels)) if annotated else None
@@ -266,7 +273,7 @@ def _analyse(
 
         def on_result(result: FrameResult) -> None:
             if result.cut:
-                cuts.append({"frame": result.frame.index, "time": round(result.frame.time, 4)})
+                cuts.append(Cut(result.frame.index, round(result.frame.time, 4)))
             records.extend(result.records)
             if writer:
                 writer.write(draw_tracked(result.frame.image, result.faces))
@@ -502,7 +509,7 @@ def timeline_figure(result: VideoResult, *, max_tracks: int = 6) -> Figure:
         ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.is_short(records) else ""), ylim=(0, 1))
     for ax in axes:
         for cut in result.cuts:
-            ax.axvline(cut["time"], color="black", linestyle="--", linewidth=0.8)
+            ax.axvline(cut.time, color="black", linestyle="--", linewidth=0.8)
     axes[0].set_xlim(0, end)
     if shown:
         axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
