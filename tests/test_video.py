@@ -99,7 +99,9 @@ def test_annotated_video_csv_json_plot(clip, recognizer, tmp_path):
     rows = list(csv.DictReader((tmp_path / "f.csv").read_text().splitlines()))
     assert len(rows) == 20 and set(EMOTIONS) <= set(rows[0]) and rows[0]["track_id"] == "1"
     assert all(float(row["detection_score"]) > 0 for row in rows)  # the Haar cascade's weight, per frame
-    data = json.loads((tmp_path / "f.json").read_text())
+    text = (tmp_path / "f.json").read_text()  # written a record at a time, as json.dumps writes it whole
+    assert text == json.dumps({"summary": result.summary(), "frames": [r.to_dict() for r in result.records]}) + "\n"
+    data = json.loads(text)
     track = data["summary"]["tracks"]["1"]
     assert track["frames"] == 20 and sum(track["share"].values()) == pytest.approx(1)
     assert track["dominant_emotion"] in EMOTIONS
@@ -325,3 +327,11 @@ def test_plot_timeline_changes_no_global_matplotlib_state(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_json_of_a_video_without_faces(tmp_path):
+    from emolens.inference.video import _write_json
+
+    result = VideoResult(VideoInfo(64, 48, 25.0, 10, 0.4, 0, False), [], 10)
+    _write_json(result, tmp_path / "f.json")
+    assert (tmp_path / "f.json").read_text() == json.dumps({"summary": result.summary(), "frames": []}) + "\n"

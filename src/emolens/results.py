@@ -16,7 +16,7 @@ from emolens.labels import EMOTIONS
 UNCERTAIN_BELOW = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FaceBox:
     """A face rectangle in input-frame pixels, xyxy (x2, y2 exclusive)."""
 
@@ -84,7 +84,7 @@ class FaceResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FaceRecord:
     """One face on one analysed frame of a video or stream: when, which track, where, what.
 
