@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument(
         "--training-machine", help="where the run trained, with its CPU features (default: this machine)"
     )
+    parser.add_argument(
+        "--data-description", help="what the run trained on, where it was not FER2013's train/ as it is"
+    )
     parser.add_argument("--notes", type=Path, help="Markdown appended under 'How we got here' (measured comparisons)")
     args = parser.parse_args()
 
@@ -80,7 +83,8 @@ def main() -> None:
         "initialised_from": config.get("init") or None,
         "labels": list(EMOTIONS),
         "input": "48x48 gray, 0-255",
-        "data": "FER2013 image-folder edition: train/ (28,709 faces, reconstructed) for training; "
+        "data": args.data_description
+        or "FER2013 image-folder edition: train/ (28,709 faces, reconstructed) for training; "
         "test/ = PublicTest (3,589) for model selection. PrivateTest held back.",
         "recipe": {
             k: config[k]
@@ -168,6 +172,11 @@ def main() -> None:
     if card["initialised_from"]:
         distill_line += f"\n- fine-tuned from the weights of `{card['initialised_from']}`"
     notes = f"\n## How we got here\n\n{args.notes.read_text().strip()}\n" if args.notes else ""
+    selected = (
+        f"selected epoch {best_epoch} of {len(history)}"
+        if best_epoch
+        else "weights averaged over checkpoints (`scripts/average_checkpoints.py`), not one epoch"
+    )
     md = f"""# Model card: {args.model.name}
 
 **{config["arch"]}**, trained by emolens on FER2013; 7 classes in FER2013's order
@@ -182,7 +191,7 @@ Weights and activations: {card["quantization"]}.
 - the same on every CPU: this CPU's kernels give the top emotion of ONNX Runtime's reference path
   (no graph optimisation) on {exactness["top1_agreement"]:.2%} of the faces; reference-path accuracy
   {exactness["accuracy"]:.4f}
-- selected epoch {best_epoch} of {len(history)}; PrivateTest was not used here: it grades the model independently.
+- {selected}; PrivateTest was not used here: it grades the model independently.
 {single_line}
 
 | emotion | precision | recall | F1 | support |
