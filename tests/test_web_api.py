@@ -253,6 +253,7 @@ def test_pages_offer_the_shipped_models_and_the_model_page_shows_both_cards(clie
     model_page = client.get("/model").get_data(as_text=True)
     assert 'id="compact"' in model_page and 'id="accurate"' in model_page
     assert "vggface48_slim" in model_page and "vggface48" in model_page
+    assert "Fine-tuned from emolens_vggface48.onnx as shipped before" in model_page  # the accurate card says so
     for name in ("compact", "accurate"):
         figure = client.get(f"/model/{name}/confusion.png")
         assert figure.status_code == 200 and figure.data[:4] == b"\x89PNG"
