@@ -20,12 +20,12 @@ no crop made from the face alone can reproduce).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import emit
 
 from emolens._machine import describe_machine
 from emolens.inference.classifier import EmotionClassifier
@@ -147,10 +147,7 @@ def main() -> None:
                 row[f"{rule} crop, {name}"] = float(np.mean(predicted == test.labels[found]))
                 row[f"direct on the same faces, {name}"] = float(np.mean(direct[name][found] == test.labels[found]))
         result["round_trip"][f"{size} px + {pad} px padding"] = row
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

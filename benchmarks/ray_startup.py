@@ -12,10 +12,11 @@ batch's time on ``--workers 2`` to see how far the Ray path can come within 15% 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
+
+from _common import emit
 
 from emolens._machine import describe_machine
 
@@ -59,10 +60,7 @@ def main() -> None:
         "models_in_process_s": round(in_process, 2),
         "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs],
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":
