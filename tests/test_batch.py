@@ -405,3 +405,35 @@ def test_ray_retries_the_file_an_actor_died_on_with_a_fresh_actor_then_fails_it(
     assert len(fake.actors) == 2 + 3 and len(fake.killed) == len(fake.actors)
     ran = sorted(Path(p).name for actor in fake.actors for p in actor.ran)
     assert ran == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]  # each innocent file exactly once
+
+
+def test_tables_are_written_a_row_group_at_a_time(tmp_path, monkeypatch):
+    """A long video's rows go to Parquet and into the combined tables in bounded pieces, and
+    the tables are the same as the rows written whole; no files still gives the header."""
+    from emolens.batch import _tables
+
+    monkeypatch.setattr(_tables, "ROW_GROUP", 4)
+    rows = [10, 0, 7]
+    files = []
+    for i, n in enumerate(rows):
+        columns = {name: [] for name in FACE_COLUMNS}
+        for frame in range(n):
+            values = {"source": f"v{i}.mp4", "kind": "video", "frame": frame, "time": frame / 30, "track_id": 1}
+            values |= {"face": 0, "x1": 1, "y1": 2, "x2": 30, "y2": 40, "detection_score": 0.9}
+            values |= {"emotion": "happy", "confidence": 0.7} | {e: 0.1 for e in EMOTIONS}
+            for name in FACE_COLUMNS:
+                columns[name].append(values[name])
+        _tables.write_rows(columns, tmp_path / f"{i}.parquet")
+        assert pq.read_table(tmp_path / f"{i}.parquet").equals(pa.table(columns, schema=_tables.schema()))
+        assert pq.ParquetFile(tmp_path / f"{i}.parquet").metadata.num_row_groups == max(1, -(-n // 4))
+        files.append(tmp_path / f"{i}.parquet")
+    assert _tables.combine(files, tmp_path) == 17
+    whole = pa.concat_tables([pq.read_table(f) for f in files])
+    assert pq.read_table(tmp_path / "faces.parquet").equals(whole)
+    text = (tmp_path / "faces.csv").read_text()
+    assert text.splitlines()[0] == ",".join(f'"{name}"' for name in FACE_COLUMNS) and len(text.splitlines()) == 18
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _tables.combine([], empty) == 0
+    assert (empty / "faces.csv").read_text().splitlines() == [",".join(f'"{name}"' for name in FACE_COLUMNS)]
+    assert pq.read_table(empty / "faces.parquet").num_rows == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -36,6 +36,7 @@ FACE_COLUMNS = (
     "confidence",
     *EMOTIONS,
 )
+ROW_GROUP = 8_192  # rows converted and written at a time: bounds Arrow's memory on long videos
 FILE_COLUMNS = ("source", "kind", "status", "error", "faces", "tracks", "frames", "seconds", "output")
 
 
@@ -102,25 +103,38 @@ def _face_columns(
 
 
 def write_rows(columns: dict[str, list], path: Path) -> None:
-    """One file's rows as Parquet (the caller's folder is made atomic as a whole)."""
+    """One file's rows as Parquet, :data:`ROW_GROUP` rows at a time (the caller's folder is
+    made atomic as a whole)."""
     import pyarrow.parquet as pq
 
     pa = require_pyarrow()
-    pq.write_table(pa.table(columns, schema=schema()), path)
+    rows = len(columns[FACE_COLUMNS[0]])
+    with pq.ParquetWriter(path, schema()) as writer:
+        for start in range(0, max(rows, 1), ROW_GROUP):
+            chunk = {name: values[start : start + ROW_GROUP] for name, values in columns.items()}
+            writer.write_table(pa.table(chunk, schema=schema()))
 
 
 def combine(row_files: list[Path], out: Path) -> int:
     """Concatenate per-file row tables, in the given order, into ``OUT/faces.parquet`` and
-    ``OUT/faces.csv`` (each written under a temporary name, then renamed); the row count."""
+    ``OUT/faces.csv`` (each written under a temporary name, then renamed); the row count.
+
+    Both are written a batch of rows at a time, never the whole table at once."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    pa = require_pyarrow()
-    tables = [pq.read_table(p) for p in row_files]
-    table = pa.concat_tables(tables) if tables else schema().empty_table()
-    _atomic(out / "faces.parquet", lambda tmp: pq.write_table(table, str(tmp)))
-    _atomic(out / "faces.csv", lambda tmp: pacsv.write_csv(table, str(tmp)))
-    return table.num_rows
+    def batches() -> Iterator[pa.RecordBatch]:  # none for no files: the writers still write the header/schema
+        for path in row_files:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP)
+
+    def write(writer_class: Callable, tmp: Path) -> None:
+        with writer_class(str(tmp), schema()) as writer:
+            for batch in batches():
+                writer.write_batch(batch)
+
+    _atomic(out / "faces.parquet", lambda tmp: write(pq.ParquetWriter, tmp))
+    _atomic(out / "faces.csv", lambda tmp: write(pacsv.CSVWriter, tmp))
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in row_files)
 
 
 def files_csv(rows: list[dict]) -> str:
