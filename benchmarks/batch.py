@@ -55,6 +55,13 @@ def cpu_tag() -> str:
     return "avx512" if any(f.startswith("avx512") for f in flags) else "avx2" if "avx2" in flags else "cpu"
 
 
+def result_path(name: str, given: Path | None, *, smoke: bool) -> Path | None:
+    """Where a benchmark writes its JSON: ``given``, else results/<name>_<date>_<cpu>.json (none for a smoke run)."""
+    if given is not None or smoke:
+        return given
+    return RESULTS / f"{name}_{date.today().isoformat()}_{cpu_tag()}.json"
+
+
 def astronaut_face() -> np.ndarray:
     from skimage import data
 
@@ -242,10 +249,7 @@ def main() -> None:
             "scaling": scaling(archive, work, args.model, ray=not args.skip_ray),
             "resume": resume(small, args.resume_images, work, args.model),
         }
-    path = args.json
-    if path is None and not args.smoke:
-        path = RESULTS / f"batch_{date.today().isoformat()}_{cpu_tag()}.json"
-    emit(result, path)
+    emit(result, result_path("batch", args.json, smoke=args.smoke))
 
 
 if __name__ == "__main__":

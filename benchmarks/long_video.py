@@ -33,17 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import cv2
 import numpy as np
 from _common import emit
-from batch import astronaut_face, cpu_flags, cpu_tag
+from batch import astronaut_face, cpu_flags, result_path
 
 from emolens._machine import describe_machine
 
-RESULTS = Path(__file__).parent / "results"
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 CLIP_SECONDS = 30
 MIB = 1024 * 1024
@@ -251,10 +249,7 @@ def main() -> None:
             "peak_per_process_mib": run["peak_per_process_mib"],
             "rss_samples_mib": run["samples"],
         }
-    path = args.json
-    if path is None and not args.smoke:
-        path = RESULTS / f"long_video_{date.today().isoformat()}_{cpu_tag()}.json"
-    emit(result, path)
+    emit(result, result_path("long_video", args.json, smoke=args.smoke))
 
 
 if __name__ == "__main__":
