@@ -20,6 +20,7 @@ from emolens.batch import BatchSettings, expand_inputs, run_batch
 from emolens.batch._tables import FACE_COLUMNS, FILE_COLUMNS
 from emolens.cli import main
 from emolens.labels import EMOTIONS
+from emolens.results import FaceBox, FaceResult
 
 pa = pytest.importorskip("pyarrow")  # CI installs it: .[train,dev,ray] (ray pulls the batch extra)
 pq = pytest.importorskip("pyarrow.parquet")
@@ -409,7 +410,7 @@ def test_ray_retries_the_file_an_actor_died_on_with_a_fresh_actor_then_fails_it(
 
 def test_tables_are_written_a_row_group_at_a_time(tmp_path, monkeypatch):
     """A long video's rows go to Parquet and into the combined tables in bounded pieces, and
-    the tables are the same as the rows written whole; no files still gives the header."""
+    the tables hold the rows as added (faces numbered within each frame); no files still gives the header."""
     from emolens.batch import _tables
 
     monkeypatch.setattr(_tables, "ROW_GROUP", 4)
@@ -417,13 +418,16 @@ def test_tables_are_written_a_row_group_at_a_time(tmp_path, monkeypatch):
     files = []
     for i, n in enumerate(rows):
         columns = {name: [] for name in FACE_COLUMNS}
-        for frame in range(n):
-            values = {"source": f"v{i}.mp4", "kind": "video", "frame": frame, "time": frame / 30, "track_id": 1}
-            values |= {"face": 0, "x1": 1, "y1": 2, "x2": 30, "y2": 40, "detection_score": 0.9}
-            values |= {"emotion": "happy", "confidence": 0.7} | {e: 0.1 for e in EMOTIONS}
-            for name in FACE_COLUMNS:
-                columns[name].append(values[name])
-        _tables.write_rows(columns, tmp_path / f"{i}.parquet")
+        with _tables.FaceRows(tmp_path / f"{i}.parquet", f"v{i}.mp4", "video") as writer:
+            for frame in range(n):
+                scores = dict(zip(EMOTIONS, [0.05, 0.05, 0.1, 0.5, 0.1, 0.1, 0.1]))
+                face = FaceResult(FaceBox(1, 2, 30, 40), scores, 0.9)
+                writer.add(frame // 2, frame / 30, 1 + frame % 2, face)  # two faces a frame
+                values = {"source": f"v{i}.mp4", "kind": "video", "frame": frame // 2, "time": frame / 30}
+                values |= {"track_id": 1 + frame % 2, "face": frame % 2, "x1": 1, "y1": 2, "x2": 30, "y2": 40}
+                values |= {"detection_score": 0.9, "emotion": "happy", "confidence": 0.5} | scores
+                for name in FACE_COLUMNS:
+                    columns[name].append(values[name])
         assert pq.read_table(tmp_path / f"{i}.parquet").equals(pa.table(columns, schema=_tables.schema()))
         assert pq.ParquetFile(tmp_path / f"{i}.parquet").metadata.num_row_groups == max(1, -(-n // 4))
         files.append(tmp_path / f"{i}.parquet")

@@ -330,8 +330,47 @@ def test_plot_timeline_changes_no_global_matplotlib_state(tmp_path):
 
 
 def test_json_of_a_video_without_faces(tmp_path):
-    from emolens.inference.video import _write_json
+    from emolens.inference.video import _PartialFiles, _RecordWriters
 
     result = VideoResult(VideoInfo(64, 48, 25.0, 10, 0.4, 0, False), [], 10)
-    _write_json(result, tmp_path / "f.json")
+    with _PartialFiles() as files, _RecordWriters(files, None, tmp_path / "f.json") as writers:
+        writers.write([])
+        writers.finish(result.summary())
+        files.commit()
     assert (tmp_path / "f.json").read_text() == json.dumps({"summary": result.summary(), "frames": []}) + "\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_records_not_kept_give_the_same_files_and_summary(clip, recognizer, tmp_path):
+    """Without keeping records (an hour of video), the CSV, JSON and summary are those of a
+    run that keeps them, every record still reaches ``on_records``, and no scratch is left."""
+    kept = process_video(clip, recognizer, csv_path=tmp_path / "a.csv", json_path=tmp_path / "a.json")
+    seen: list[FaceRecord] = []
+    streamed = process_video(
+        clip,
+        recognizer,
+        csv_path=tmp_path / "b.csv",
+        json_path=tmp_path / "b.json",
+        on_records=seen.extend,
+        keep_records=False,
+    )
+    assert streamed.records == [] and seen == kept.records and len(seen) == 20
+    assert streamed.summary() == kept.summary() and streamed.face_count == 20
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.json", "b.csv", "b.json"]
+
+
+def test_track_totals_match_the_records():
+    """The running per-track totals give what the records give when summed whole."""
+    info = VideoInfo(64, 48, 25.0, 10, 0.4, 0, False)
+
+    def record(track, time, probabilities):
+        return FaceRecord(time, int(time * 10), 0, track, FaceBox(0, 0, 9, 9), 0.9, probabilities)
+
+    sad, happy = (0.1, 0.0, 0.1, 0.1, 0.5, 0.1, 0.1), (0.0, 0.0, 0.1, 0.7, 0.1, 0.0, 0.1)
+    records = [record(1, 0.0, sad), record(2, 0.0, happy), record(1, 0.1, happy), record(1, 0.7, happy)]
+    track = VideoResult(info, records, 3).summary()["tracks"]["1"]
+    assert track["frames"] == 3 and (track["start"], track["end"]) == (0.0, 0.7) and not track["short"]
+    assert track["share"]["happy"] == pytest.approx(2 / 3) and track["dominant_emotion"] == "happy"
+    assert track["mean_scores"]["sad"] == pytest.approx((0.5 + 0.1 + 0.1) / 3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -61,33 +61,34 @@ def schema() -> pa.Schema:
     return pa.schema([(name, types[name]) for name in FACE_COLUMNS])
 
 
-def video_rows(source: str, records: Sequence[FaceRecord]) -> dict[str, list]:
-    """Columns of the faces table from a video's records."""
-    return _face_columns(source, "video", ((r.frame, r.time, r.track_id, r.face) for r in records))
+class FaceRows:
+    """One file's faces table, written to Parquet as its faces come, :data:`ROW_GROUP` rows at
+    a time: a video of any length holds at most one row group in memory. ``face`` numbers the
+    faces of each frame from 0 (a frame's faces come together). A file without faces still
+    gets the schema. Use it as a context manager (the caller's folder is made atomic as a whole).
+    """
 
+    def __init__(self, path: Path, source: str, kind: str) -> None:
+        import pyarrow.parquet as pq
 
-def image_rows(source: str, faces: Sequence[FaceResult]) -> dict[str, list]:
-    """Columns of the faces table from an image's faces: frame 0, no time, no track."""
-    return _face_columns(source, "image", ((0, None, None, f) for f in faces))
+        self._writer = pq.ParquetWriter(path, schema())
+        self._source, self._kind = source, kind
+        self._columns: dict[str, list] = {name: [] for name in FACE_COLUMNS}
+        self._frame, self._face = -1, -1
+        self.rows = 0
 
-
-def _face_columns(
-    source: str, kind: str, faces: Iterable[tuple[int, float | None, int | None, FaceResult]]
-) -> dict[str, list]:
-    """Columns of the faces table from (frame, time, track_id, face); ``face`` numbers the
-    faces of each frame from 0."""
-    columns: dict[str, list] = {name: [] for name in FACE_COLUMNS}
-    counter: dict[int, int] = {}
-    for frame, time, track_id, face in faces:
-        counter[frame] = counter.get(frame, -1) + 1
+    def add(self, frame: int, time: float | None, track_id: int | None, face: FaceResult) -> None:
+        """One face on ``frame`` (seconds ``time`` and ``track_id`` are None for an image)."""
+        self._face = self._face + 1 if frame == self._frame else 0
+        self._frame = frame
         x1, y1, x2, y2 = face.box.to_list()
         values = {
-            "source": source,
-            "kind": kind,
+            "source": self._source,
+            "kind": self._kind,
             "frame": frame,
             "time": time,
             "track_id": track_id,
-            "face": counter[frame],
+            "face": self._face,
             "x1": x1,
             "y1": y1,
             "x2": x2,
@@ -98,21 +99,35 @@ def _face_columns(
             **face.scores,
         }
         for name in FACE_COLUMNS:
-            columns[name].append(values[name])
-    return columns
+            self._columns[name].append(values[name])
+        self.rows += 1
+        if len(self._columns["source"]) >= ROW_GROUP:
+            self._flush()
 
+    def add_records(self, records: Iterable[FaceRecord]) -> None:
+        """A video's records, in frame order."""
+        for r in records:
+            self.add(r.frame, r.time, r.track_id, r.face)
 
-def write_rows(columns: dict[str, list], path: Path) -> None:
-    """One file's rows as Parquet, :data:`ROW_GROUP` rows at a time (the caller's folder is
-    made atomic as a whole)."""
-    import pyarrow.parquet as pq
+    def add_image(self, faces: Iterable[FaceResult]) -> None:
+        """An image's faces: frame 0, no time, no track."""
+        for face in faces:
+            self.add(0, None, None, face)
 
-    pa = require_pyarrow()
-    rows = len(columns[FACE_COLUMNS[0]])
-    with pq.ParquetWriter(path, schema()) as writer:
-        for start in range(0, max(rows, 1), ROW_GROUP):
-            chunk = {name: values[start : start + ROW_GROUP] for name, values in columns.items()}
-            writer.write_table(pa.table(chunk, schema=schema()))
+    def _flush(self) -> None:
+        pa = require_pyarrow()
+        self._writer.write_table(pa.table(self._columns, schema=schema()))
+        self._columns = {name: [] for name in FACE_COLUMNS}
+
+    def __enter__(self) -> FaceRows:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if exc_type is None and (self._columns["source"] or not self.rows):
+                self._flush()
+        finally:
+            self._writer.close()
 
 
 def combine(row_files: list[Path], out: Path) -> int:

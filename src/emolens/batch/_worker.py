@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from emolens.batch._inputs import InputFile
 from emolens.batch._ledger import ROWS, FileOutcome, file_key
-from emolens.batch._tables import image_rows, video_rows, write_rows
+from emolens.batch._tables import FaceRows
 from emolens.errors import EmolensError, SettingsError
 
 if TYPE_CHECKING:
@@ -138,7 +138,8 @@ def _analyze_image(
         "faces": [f.to_dict() for f in faces],
     }
     (workdir / "faces.json").write_text(json.dumps(doc) + "\n")
-    write_rows(image_rows(item.path, faces), workdir / ROWS)
+    with FaceRows(workdir / ROWS, item.path, "image") as rows:
+        rows.add_image(faces)
     if settings.annotate and not cv2.imwrite(str(workdir / "annotated.png"), draw_results(frame, faces)):
         raise EmolensError(f"{item.path}: could not write the annotated copy")
     if on_frames:
@@ -164,19 +165,21 @@ def _analyze_video(
             on_frames(done - reported)
             reported = done
 
-    result = process_video(
-        item.path,
-        recognizer,
-        target=workdir / "annotated.mp4" if settings.annotate else None,
-        csv_path=workdir / "frames.csv",
-        json_path=workdir / "video.json",
-        every_nth=settings.every_nth,
-        on_progress=progress,
-    )
+    with FaceRows(workdir / ROWS, item.path, "video") as rows:
+        result = process_video(
+            item.path,
+            recognizer,
+            target=workdir / "annotated.mp4" if settings.annotate else None,
+            csv_path=workdir / "frames.csv",
+            json_path=workdir / "video.json",
+            every_nth=settings.every_nth,
+            on_progress=progress,
+            on_records=rows.add_records,
+            keep_records=False,  # the rows go to disk as they come: memory stays flat for any length
+        )
     if on_frames and decoded > reported:
         on_frames(decoded - reported)
-    write_rows(video_rows(item.path, result.records), workdir / ROWS)
-    return len(result.records), len(result.by_track()), result.frames_processed
+    return result.face_count, len(result.tracks), result.frames_processed
 
 
 def _one_line(exc: BaseException, path: str) -> str:

@@ -12,14 +12,16 @@ import json
 import logging
 import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -132,48 +134,105 @@ class Cut(NamedTuple):
 
 
 @dataclass
+class TrackSummary:
+    """A track's running totals: its summary without keeping its records.
+
+    Attributes:
+        frames: processed frames the face was seen on.
+        start, end: the times (s) of its first and last record.
+        shot: the shot it belongs to (a track never spans two).
+        counts: records per top emotion, in ``EMOTIONS`` order.
+        score_sums: the smoothed scores summed over its records, in ``EMOTIONS`` order.
+    """
+
+    frames: int
+    start: float
+    end: float
+    shot: int
+    counts: list[int]
+    score_sums: list[float]
+
+    @classmethod
+    def of(cls, record: FaceRecord) -> TrackSummary:
+        """The totals of a track's first record."""
+        counts = [int(e == record.emotion) for e in EMOTIONS]
+        return cls(1, record.time, record.time, record.shot, counts, list(record.probabilities))
+
+    def add(self, record: FaceRecord) -> None:
+        """Count the track's next record (records come in frame order)."""
+        self.frames += 1
+        self.end = record.time
+        self.counts[EMOTIONS.index(record.emotion)] += 1
+        self.score_sums = [total + p for total, p in zip(self.score_sums, record.probabilities)]
+
+    @property
+    def short(self) -> bool:
+        """Whether the track is too few frames or too brief to count (see MIN_TRACK_FRAMES)."""
+        return self.frames < MIN_TRACK_FRAMES or self.end - self.start < MIN_TRACK_SECONDS
+
+    def to_dict(self) -> dict:
+        """Frames seen, first/last time, shot, dominant emotion, share of frames per emotion, mean scores."""
+        share = {e: c / self.frames for e, c in zip(EMOTIONS, self.counts)}
+        return {
+            "frames": self.frames,
+            "start": self.start,
+            "end": self.end,
+            "shot": self.shot,
+            "short": self.short,
+            "dominant_emotion": max(share, key=lambda e: share[e]),
+            "share": share,
+            "mean_scores": {e: total / self.frames for e, total in zip(EMOTIONS, self.score_sums)},
+        }
+
+
+def add_to_tracks(tracks: dict[int, TrackSummary], records: Iterable[FaceRecord]) -> None:
+    """Count ``records`` (in frame order) into the running totals of their tracks."""
+    for record in records:
+        if record.track_id in tracks:
+            tracks[record.track_id].add(record)
+        else:
+            tracks[record.track_id] = TrackSummary.of(record)
+
+
+@dataclass
 class VideoResult:
-    """Per-frame records, shot cuts and per-track summaries of one processed video."""
+    """Per-frame records, shot cuts and per-track totals of one processed video.
+
+    ``records`` holds every face of every processed frame unless :func:`process_video` was
+    told not to keep them (an hour of video is ~300,000 records); ``tracks`` is always there,
+    and built from ``records`` when not given.
+    """
 
     info: VideoInfo
-    records: list[FaceRecord]  # one per face per processed frame
+    records: list[FaceRecord]  # one per face per processed frame (empty when not kept)
     frames_processed: int
     cuts: list[Cut] = field(default_factory=list)  # each shot change
+    tracks: dict[int, TrackSummary] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.tracks:
+            add_to_tracks(self.tracks, self.records)
+
+    @property
+    def face_count(self) -> int:
+        """Faces seen, summed over the processed frames (kept or not)."""
+        return sum(t.frames for t in self.tracks.values())
 
     def by_track(self) -> dict[int, list[FaceRecord]]:
-        """The records of each track, in frame order."""
+        """The kept records of each track, in frame order."""
         tracks: dict[int, list[FaceRecord]] = {}
         for r in self.records:
             tracks.setdefault(r.track_id, []).append(r)
         return tracks
 
-    @staticmethod
-    def is_short(rows: list[FaceRecord]) -> bool:
-        """Whether a track's records are too few or too brief to count (see MIN_TRACK_FRAMES)."""
-        return len(rows) < MIN_TRACK_FRAMES or rows[-1].time - rows[0].time < MIN_TRACK_SECONDS
-
     def summary(self) -> dict:
-        """Per track: frames seen, first/last time, shot, dominant emotion, share of time per emotion.
+        """The video (size, fps, duration, frames processed, cuts, faces) and, per track, its
+        :meth:`TrackSummary.to_dict`.
 
         Tracks too short to mean anything are kept but marked ``"short": true``; the video's
         ``faces`` counts only the others. The per-frame records keep every track.
         """
-        out = {}
-        for tid, rows in sorted(self.by_track().items()):
-            counts = {e: 0 for e in EMOTIONS}
-            for r in rows:
-                counts[r.emotion] += 1
-            share = {e: c / len(rows) for e, c in counts.items()}
-            out[str(tid)] = {
-                "frames": len(rows),
-                "start": rows[0].time,
-                "end": rows[-1].time,
-                "shot": rows[0].shot,
-                "short": self.is_short(rows),
-                "dominant_emotion": max(share, key=lambda e: share[e]),
-                "share": share,
-                "mean_scores": {e: float(np.mean([r.probabilities[i] for r in rows])) for i, e in enumerate(EMOTIONS)},
-            }
+        out = {str(tid): track.to_dict() for tid, track in sorted(self.tracks.items())}
         return {
             "video": {
                 "width": self.info.width,
@@ -200,6 +259,8 @@ def process_video(
     full_every: int = 10,
     smoothing: float = 0.6,
     on_progress: Callable[[int, int], None] | None = None,
+    on_records: Callable[[list[FaceRecord]], None] | None = None,
+    keep_records: bool = True,
     cancel: threading.Event | None = None,
     show_progress: bool = False,
     max_output_pixels: int | None = None,
@@ -208,6 +269,8 @@ def process_video(
 
     Every decoded frame goes through :class:`StreamProcessor` (shot cuts, recognition every
     Nth frame and at each cut, tracking); this function adds the file's outputs around it.
+    The CSV and JSON are written as the frames come, so with ``keep_records=False`` memory
+    stays flat however long the video.
 
     Args:
         source: any file FFmpeg reads.
@@ -220,6 +283,9 @@ def process_video(
             and between only around the known faces (1: the whole frame every time).
         smoothing: weight of the past in each track's moving average of scores.
         on_progress: called with (frames done, frames expected) after each frame.
+        on_records: called with each frame's records (every frame's, in order; may be empty).
+        keep_records: return every record in ``VideoResult.records``; False keeps only the
+            per-track totals (the timeline plot still keeps them: it draws every record).
         cancel: set it to stop; raises Cancelled and writes nothing.
         max_output_pixels: scale the annotated video down to at most this many pixels a frame
             (e.g. 4K to 1080p: encoding 4K costs several times more than the recognition);
@@ -231,21 +297,29 @@ def process_video(
     """
     processor = StreamProcessor(recognizer, every_nth=every_nth, full_every=full_every, smoothing=smoothing)
     info = VideoInfo.from_path(source)
-    with _PartialFiles() as files, _Progress(source, info, on_progress, show=show_progress) as progress:
-        annotated = files.temp_for(target) if target else None
+    with (
+        _PartialFiles() as files,
+        _RecordWriters(files, csv_path, json_path) as writers,
+        _Progress(source, info, on_progress, show=show_progress) as progress,
+    ):
+
+        def frame_records(records: list[FaceRecord]) -> None:
+            writers.write(records)
+            if on_records:
+                on_records(records)
+
         result = _analyse(
             source,
             info,
             processor,
-            annotated=annotated,
+            annotated=files.temp_for(target) if target else None,
             max_output_pixels=max_output_pixels,
             cancel=cancel,
+            keep_records=keep_records or plot_path is not None,
+            frame_records=frame_records,
             frame_done=progress.frame_done,
         )
-        if csv_path:
-            _write_csv(result, files.temp_for(csv_path))
-        if json_path:
-            _write_json(result, files.temp_for(json_path))
+        writers.finish(result.summary())
         if plot_path:
             plot_timeline(result, files.temp_for(plot_path))
         files.commit()
@@ -260,11 +334,15 @@ def _analyse(
     annotated: Path | None,
     max_output_pixels: int | None,
     cancel: threading.Event | None,
+    keep_records: bool,
+    frame_records: Callable[[list[FaceRecord]], None],
     frame_done: Callable[[int], None],
 ) -> VideoResult:
-    """Run every frame of ``source`` through ``processor``, collecting records and cuts, and
-    write the annotated frames to ``annotated`` if given; ``frame_done`` gets each frame's index."""
+    """Run every frame of ``source`` through ``processor``, counting records into track totals
+    (and keeping them if asked) and noting cuts, and write the annotated frames to
+    ``annotated`` if given; ``frame_records`` gets each frame's records, ``frame_done`` its index."""
     records: list[FaceRecord] = []
+    tracks: dict[int, TrackSummary] = {}
     cuts: list[Cut] = []
     with ExitStack() as stack:
         writer = (
@@ -274,7 +352,10 @@ def _analyse(
         def on_result(result: FrameResult) -> None:
             if result.cut:
                 cuts.append(Cut(result.frame.index, round(result.frame.time, 4)))
-            records.extend(result.records)
+            add_to_tracks(tracks, result.records)
+            if keep_records:
+                records.extend(result.records)
+            frame_records(result.records)
             if writer:
                 writer.write(draw_tracked(result.frame.image, result.faces))
             frame_done(result.frame.index)
@@ -282,7 +363,7 @@ def _analyse(
         decoded = writer.frames() if writer else iter_frames(source)
         if run_stream(_frames(source, decoded, cancel), processor, on_result=on_result) == 0:
             raise VideoOpenError(f"{source}: no frames")
-    return VideoResult(info, records, processor.frames_analysed, cuts)
+    return VideoResult(info, records, processor.frames_analysed, cuts, tracks)
 
 
 def _frames(
@@ -320,6 +401,57 @@ class _PartialFiles:
     def __exit__(self, *exc: object) -> None:
         for tmp, _ in self._temps:
             tmp.unlink(missing_ok=True)
+
+
+class _RecordWriters:
+    """The per-frame CSV and JSON, written a frame's records at a time under their temporary
+    names (see :class:`_PartialFiles`).
+
+    The JSON puts the summary, known only at the end, before the records: the records go to
+    an unnamed scratch file beside it (gone when closed, even after a crash) and are copied
+    in after the summary by :meth:`finish`.
+    """
+
+    def __init__(
+        self, files: _PartialFiles, csv_path: str | os.PathLike | None, json_path: str | os.PathLike | None
+    ) -> None:
+        self._stack = ExitStack()
+        self._csv: Any = None  # csv.writer
+        self._json: Path | None = None
+        self._frames: IO[str] | None = None
+        self._written = 0
+        if csv_path:
+            f = self._stack.enter_context(open(files.temp_for(csv_path), "w", newline=""))
+            self._csv = csv.writer(f)
+            self._csv.writerow(csv_header())
+        if json_path:
+            self._json = files.temp_for(json_path)
+            self._frames = self._stack.enter_context(tempfile.TemporaryFile("w+", dir=self._json.parent))
+
+    def write(self, records: list[FaceRecord]) -> None:
+        if self._csv is not None:
+            self._csv.writerows(csv_row(r) for r in records)
+        if self._frames is not None:
+            for record in records:
+                self._frames.write((", " if self._written else "") + json.dumps(record.to_dict()))
+                self._written += 1
+
+    def finish(self, summary: dict) -> None:
+        """Write the JSON, ``{"summary": ..., "frames": [...]}`` (the text ``json.dumps``
+        gives), and close both files."""
+        if self._json is not None and self._frames is not None:
+            self._frames.seek(0)
+            with open(self._json, "w") as f:
+                f.write('{"summary": ' + json.dumps(summary) + ', "frames": [')
+                shutil.copyfileobj(self._frames, f)
+                f.write("]}\n")
+        self._stack.close()
+
+    def __enter__(self) -> _RecordWriters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
 
 
 class _Progress:
@@ -467,23 +599,6 @@ class _AnnotatedWriter:
             self.input.close()
 
 
-def _write_csv(result: VideoResult, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(csv_header())
-        writer.writerows(csv_row(r) for r in result.records)
-
-
-def _write_json(result: VideoResult, path: Path) -> None:
-    """``{"summary": ..., "frames": [...]}``, the text ``json.dumps`` gives, written a record at
-    a time: built whole, the text of an hour of video took ~1.5 KB per face record at once."""
-    with open(path, "w") as f:
-        f.write('{"summary": ' + json.dumps(result.summary()) + ', "frames": [')
-        for i, record in enumerate(result.records):
-            f.write((", " if i else "") + json.dumps(record.to_dict()))
-        f.write("]}\n")
-
-
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:
     """Write the timeline figure (see :func:`timeline_figure`) as a PNG."""
     timeline_figure(result, max_tracks=max_tracks).savefig(path, dpi=100)
@@ -511,7 +626,7 @@ def timeline_figure(result: VideoResult, *, max_tracks: int = 6) -> Figure:
         times = [r.time for r in records]
         series = [[r.probabilities[i] for r in records] for i in range(len(EMOTIONS))]
         ax.stackplot(times, *series, labels=EMOTIONS, colors=colors)
-        ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.is_short(records) else ""), ylim=(0, 1))
+        ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.tracks[tid].short else ""), ylim=(0, 1))
     for ax in axes:
         for cut in result.cuts:
             ax.axvline(cut.time, color="black", linestyle="--", linewidth=0.8)
