@@ -485,8 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=["default", "compact", "origin"],
         default="default",
-        help="'compact' = the compact model's (vggface48_slim distilled from the accurate model, robust"
-        " augmentation, 50 epochs); 'origin' = the origin's recipe for seed2020 (Adam 5e-4, batch 64, 15 epochs)",
+        help="'compact' = the compact model's first stage (vggface48_slim distilled from the accurate model,"
+        " 60 epochs; then fine-tune with --robust, see its card); 'origin' = the origin's recipe for seed2020"
+        " (Adam 5e-4, batch 64, 15 epochs)",
     )
     p.add_argument("--arch", help="model name, default vggface48 (an unknown name is refused with the known ones)")
     p.add_argument("--epochs", type=int)
