@@ -441,3 +441,15 @@ def test_tables_are_written_a_row_group_at_a_time(tmp_path, monkeypatch):
     assert _tables.combine([], empty) == 0
     assert (empty / "faces.csv").read_text().splitlines() == [",".join(f'"{name}"' for name in FACE_COLUMNS)]
     assert pq.read_table(empty / "faces.parquet").num_rows == 0
+
+
+def test_a_video_that_fails_leaves_no_faces_table(settings, tmp_path):
+    """A video whose analysis fails has its error recorded and no faces table in its folder."""
+    from emolens.batch._inputs import InputFile
+    from emolens.batch._worker import analyze_file, build_recognizer
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    outcome = analyze_file(InputFile(str(broken), "video"), settings, build_recognizer(settings), tmp_path / "work")
+    assert outcome.status == "failed" and "broken.mp4" in outcome.error
+    assert list((tmp_path / "work").iterdir()) == []

@@ -71,6 +71,7 @@ class FaceRows:
     def __init__(self, path: Path, source: str, kind: str) -> None:
         import pyarrow.parquet as pq
 
+        self._path = path
         self._writer = pq.ParquetWriter(path, schema())
         self._source, self._kind = source, kind
         self._columns: dict[str, list] = {name: [] for name in FACE_COLUMNS}
@@ -123,11 +124,15 @@ class FaceRows:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """Write what is left and close; after an error, remove the file: a failed file's
+        folder must not hold a table that looks like its results."""
         try:
             if exc_type is None and (self._columns["source"] or not self.rows):
                 self._flush()
         finally:
             self._writer.close()
+            if exc_type is not None:
+                self._path.unlink(missing_ok=True)
 
 
 def combine(row_files: list[Path], out: Path) -> int:
