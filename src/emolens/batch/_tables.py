@@ -71,8 +71,8 @@ class FaceRows:
     def __init__(self, path: Path, source: str, kind: str) -> None:
         import pyarrow.parquet as pq
 
-        self._path = path
-        self._writer = pq.ParquetWriter(path, schema())
+        self._path, self._schema = path, schema()
+        self._writer = pq.ParquetWriter(path, self._schema)
         self._source, self._kind = source, kind
         self._columns: dict[str, list] = {name: [] for name in FACE_COLUMNS}
         self._frame, self._face = -1, -1
@@ -117,7 +117,7 @@ class FaceRows:
 
     def _flush(self) -> None:
         pa = require_pyarrow()
-        self._writer.write_table(pa.table(self._columns, schema=schema()))
+        self._writer.write_table(pa.table(self._columns, schema=self._schema))
         self._columns = {name: [] for name in FACE_COLUMNS}
 
     def __enter__(self) -> FaceRows:
