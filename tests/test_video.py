@@ -300,7 +300,7 @@ def test_tracker_end_all_and_reset():
 
 def test_timeline_panels_share_one_time_axis(edited_clip, recognizer, tmp_path):
     """Issue 19: stacked panels had their own time axes, so a moment did not line up across faces."""
-    from emolens.inference.video import timeline_figure
+    from emolens.inference.timeline import timeline_figure
 
     result = process_video(edited_clip, recognizer)
     axes = timeline_figure(result).axes[:3]
@@ -319,7 +319,8 @@ def test_plot_timeline_changes_no_global_matplotlib_state(tmp_path):
 
     code = (
         "import sys, matplotlib; matplotlib.use('svg'); from pathlib import Path;"
-        "from emolens.inference.video import VideoInfo, VideoResult, plot_timeline;"
+        "from emolens.inference.video import VideoInfo, VideoResult;"
+        "from emolens.inference.timeline import plot_timeline;"
         "info = VideoInfo(64, 48, 10.0, 10, 1.0, 0, False);"
         f"plot_timeline(VideoResult(info, [], 0), Path({str(tmp_path / 't.png')!r}));"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend();"
@@ -344,13 +345,16 @@ def test_json_of_a_video_without_faces(tmp_path):
 def test_records_not_kept_give_the_same_files_and_summary(clip, recognizer, tmp_path):
     """Without keeping records (an hour of video), the CSV, JSON and summary are those of a
     run that keeps them, every record still reaches ``on_records``, and no scratch is left."""
-    kept = process_video(clip, recognizer, csv_path=tmp_path / "a.csv", json_path=tmp_path / "a.json")
+    kept = process_video(
+        clip, recognizer, csv_path=tmp_path / "a.csv", json_path=tmp_path / "a.json", plot_path=tmp_path / "a.png"
+    )
     seen: list[FaceRecord] = []
     streamed = process_video(
         clip,
         recognizer,
         csv_path=tmp_path / "b.csv",
         json_path=tmp_path / "b.json",
+        plot_path=tmp_path / "b.png",
         on_records=seen.extend,
         keep_records=False,
     )
@@ -358,7 +362,8 @@ def test_records_not_kept_give_the_same_files_and_summary(clip, recognizer, tmp_
     assert streamed.summary() == kept.summary() and streamed.face_count == 20
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.json", "b.csv", "b.json"]
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()  # the plot needs no records
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.json", "a.png", "b.csv", "b.json", "b.png"]
 
 
 def test_track_totals_match_the_records():
@@ -374,3 +379,4 @@ def test_track_totals_match_the_records():
     assert track["frames"] == 3 and (track["start"], track["end"]) == (0.0, 0.7) and not track["short"]
     assert track["share"]["happy"] == pytest.approx(2 / 3) and track["dominant_emotion"] == "happy"
     assert track["mean_scores"]["sad"] == pytest.approx((0.5 + 0.1 + 0.1) / 3)
+

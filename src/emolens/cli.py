@@ -321,7 +321,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
         every_nth=args.every,
         full_every=args.full_every,
         show_progress=True,
-        keep_records=False,  # the files get every record; the summary needs only the totals
+        keep_records=False,  # the files get every record; summary and plot need only per-track totals
     )
     summary = result.summary()
     short = len(summary["tracks"]) - summary["video"]["faces"]

@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -31,11 +31,9 @@ from emolens.inference.annotate import draw_tracked
 from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.records import csv_header, csv_row
+from emolens.inference.timeline import TrackSeries, plot_timeline
 from emolens.labels import EMOTIONS
 from emolens.results import FaceRecord
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +141,7 @@ class TrackSummary:
         shot: the shot it belongs to (a track never spans two).
         counts: records per top emotion, in ``EMOTIONS`` order.
         score_sums: the smoothed scores summed over its records, in ``EMOTIONS`` order.
+        series: its scores over time, bounded in size, for the timeline plot.
     """
 
     frames: int
@@ -151,12 +150,15 @@ class TrackSummary:
     shot: int
     counts: list[int]
     score_sums: list[float]
+    series: TrackSeries = field(default_factory=TrackSeries, repr=False, compare=False)
 
     @classmethod
     def of(cls, record: FaceRecord) -> TrackSummary:
         """The totals of a track's first record."""
         counts = [int(e == record.emotion) for e in EMOTIONS]
-        return cls(1, record.time, record.time, record.shot, counts, list(record.probabilities))
+        track = cls(1, record.time, record.time, record.shot, counts, list(record.probabilities))
+        track.series.add(record.time, record.probabilities)
+        return track
 
     def add(self, record: FaceRecord) -> None:
         """Count the track's next record (records come in frame order)."""
@@ -164,6 +166,7 @@ class TrackSummary:
         self.end = record.time
         self.counts[EMOTIONS.index(record.emotion)] += 1
         self.score_sums = [total + p for total, p in zip(self.score_sums, record.probabilities)]
+        self.series.add(record.time, record.probabilities)
 
     @property
     def short(self) -> bool:
@@ -285,7 +288,7 @@ def process_video(
         on_progress: called with (frames done, frames expected) after each frame.
         on_records: called with each frame's records (every frame's, in order; may be empty).
         keep_records: return every record in ``VideoResult.records``; False keeps only the
-            per-track totals (the timeline plot still keeps them: it draws every record).
+            per-track totals and series (all the summary and the timeline plot need).
         cancel: set it to stop; raises Cancelled and writes nothing.
         max_output_pixels: scale the annotated video down to at most this many pixels a frame
             (e.g. 4K to 1080p: encoding 4K costs several times more than the recognition);
@@ -315,7 +318,7 @@ def process_video(
             annotated=files.temp_for(target) if target else None,
             max_output_pixels=max_output_pixels,
             cancel=cancel,
-            keep_records=keep_records or plot_path is not None,
+            keep_records=keep_records,
             frame_records=frame_records,
             frame_done=progress.frame_done,
         )
@@ -597,43 +600,3 @@ class _AnnotatedWriter:
         finally:
             self.output.close()
             self.input.close()
-
-
-def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:
-    """Write the timeline figure (see :func:`timeline_figure`) as a PNG."""
-    timeline_figure(result, max_tracks=max_tracks).savefig(path, dpi=100)
-
-
-def timeline_figure(result: VideoResult, *, max_tracks: int = 6) -> Figure:
-    """Stacked emotion probabilities over time, one panel per track (the longest first).
-
-    The panels share one time axis from 0 to the video's end, labelled once at the bottom,
-    so that a moment lines up across faces; scene cuts are dashed lines, and tracks too short
-    to count say so. A ``matplotlib.figure.Figure`` is built directly: no pyplot, no backend
-    switch, nothing global changed in the caller's matplotlib.
-    """
-    from matplotlib.figure import Figure
-
-    from emolens.inference.annotate import COLORS
-
-    shown = sorted(result.by_track().items(), key=lambda kv: -len(kv[1]))[:max_tracks]
-    rows = max(1, len(shown))
-    fig = Figure(figsize=(10, 1.8 * rows + 0.6), layout="tight")
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
-    end = max([result.info.duration, *(records[-1].time for _, records in shown)]) or 1
-    colors = [tuple(c / 255 for c in COLORS[e][::-1]) for e in EMOTIONS]
-    for ax, (tid, records) in zip(axes, shown):
-        times = [r.time for r in records]
-        series = [[r.probabilities[i] for r in records] for i in range(len(EMOTIONS))]
-        ax.stackplot(times, *series, labels=EMOTIONS, colors=colors)
-        ax.set(ylabel=f"face {tid}" + ("\n(short)" if result.tracks[tid].short else ""), ylim=(0, 1))
-    for ax in axes:
-        for cut in result.cuts:
-            ax.axvline(cut.time, color="black", linestyle="--", linewidth=0.8)
-    axes[0].set_xlim(0, end)
-    if shown:
-        axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    else:
-        axes[0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0].transAxes)
-    axes[-1].set_xlabel("time (s)" + (" · dashed: scene cuts" if result.cuts else ""))
-    return fig

@@ -38,5 +38,6 @@ def run_video_job(
         on_progress=on_progress,
         cancel=cancel,
         max_output_pixels=max_output_pixels,
+        keep_records=False,  # the files get every record; summary and plot need only per-track totals
     )
     return result.summary()
