@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -132,14 +133,22 @@ def batch_command(inputs: Path, out: Path, model: str, *extra: str) -> list[str]
     return [*cli, *extra, "--no-progress"]
 
 
-def run(cmd: list[str]) -> tuple[float, str]:
-    """Seconds the command took, and its summary line; a failed command stops the benchmark."""
+def run(cmd: list[str]) -> tuple[float, str, float]:
+    """Seconds the command took, its summary line and the CPU seconds it and its worker
+    processes used (Ray's workers are not its children: not counted); a failed command stops
+    the benchmark."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds, done.stdout.strip().splitlines()[-1]
+    return seconds, done.stdout.strip().splitlines()[-1], _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def counts(summary: str) -> dict[str, int]:
@@ -169,8 +178,10 @@ def scaling(archive: Path, work: Path, model: str, ray: bool) -> dict:
     if ray:
         runs.append(("ray_2", ["--ray", "--workers", "2"]))
     for name, extra in runs:
-        seconds, summary = run(batch_command(archive, work / name, model, *extra))
+        seconds, summary, cpu = run(batch_command(archive, work / name, model, *extra))
         result[name] = {"seconds": round(seconds, 2), "summary": summary}
+        if not name.startswith("ray"):  # busy cores: how much of the machine the run kept at work
+            result[name] |= {"cpu_seconds": round(cpu, 1), "busy_cores": round(cpu / seconds, 2)}
     result["speedup_workers_2"] = round(result["workers_1"]["seconds"] / result["workers_2"]["seconds"], 3)
     result["workers_2_vs_1_tables"] = compare_tables(work / "workers_1", work / "workers_2")
     if ray:
@@ -202,9 +213,9 @@ def resume(photos: Path, n: int, work: Path, model: str) -> dict:
     proc.wait()
     first = time.perf_counter() - started
     done, in_flight = committed(out)
-    seconds, summary = run(cmd)
+    seconds, summary, _ = run(cmd)
     again = counts(summary)
-    rerun_seconds, rerun_summary = run(cmd)
+    rerun_seconds, rerun_summary, _ = run(cmd)
     return {
         "images": n,
         "seconds_until_kill": round(first, 2),
