@@ -1,8 +1,9 @@
-"""`emolens batch` on one long 720p video: its resident memory over the run (issue 18).
+"""`emolens batch` (or `emolens video`) on one long 720p video: its resident memory over the run (issue 18).
 
     python benchmarks/long_video.py --work /work/tmp/long_video        # 60 min; writes benchmarks/results/
     python benchmarks/long_video.py --every 3 --work DIR             # every 3rd frame analysed
     python benchmarks/long_video.py --smoke                          # a 1-minute video: proves the script runs
+    python benchmarks/long_video.py --tool video --minutes 10        # emolens video with CSV, JSON, plot, MP4
 
 Builds (in ``--work``, reused when already there, else a temporary folder) a 1280x720 30 fps
 H.264 video of ``--minutes``: a 30 s clip rendered here, three real faces (scikit-image's
@@ -12,7 +13,9 @@ by ffmpeg without re-encoding (``-stream_loop N -c copy -t SECONDS``). ffprobe c
 size and duration. Then runs ``emolens batch VIDEO --out OUT --workers 1 --no-progress`` as
 a user does (a subprocess) and every ``--interval`` seconds sums the resident memory (VmRSS)
 of that process and all its descendants. With ``--every N`` batch still decodes every frame
-and analyses every Nth (the frames between reuse the last faces).
+and analyses every Nth (the frames between reuse the last faces). ``--tool video`` runs
+``emolens video VIDEO -o OUT/annotated.mp4 --csv --json --plot`` instead: the path of the web
+UI's video jobs (the same ``process_video`` call), annotated video and timeline plot included.
 
 Reported: the video (size, fps, duration, bytes), the command, wall time, exit status, the
 memory samples (MiB), their peak, the memory at 10%, 50% and 90% of the run, the slope over
@@ -208,10 +211,29 @@ def outputs(out: Path) -> dict:
     return found
 
 
+def video_outputs(out: Path) -> dict:
+    """``emolens video``'s outputs: the rows of OUT/frames.csv and which files exist."""
+    rows = None
+    if (out / "frames.csv").exists():
+        with open(out / "frames.csv", newline="") as f:
+            rows = sum(1 for _ in csv.reader(f)) - 1
+    return {"rows": rows, "outputs": sorted(p.name for p in out.iterdir())}
+
+
+def command(tool: str, video: Path, out: Path, every: int) -> list[str]:
+    cmd = [sys.executable, "-m", "emolens.cli", tool, str(video)]
+    if tool == "batch":
+        return [*cmd, "--out", str(out), "--workers", "1", "--every", str(every), "--no-progress"]
+    out.mkdir(parents=True)
+    files = ["-o", out / "annotated.mp4", "--csv", out / "frames.csv", "--json", out / "video.json"]
+    return [*cmd, *map(str, files), "--plot", str(out / "timeline.png"), "--every", str(every)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60, help="length of the video")
     parser.add_argument("--every", type=int, default=1, help="batch's --every: analyse every Nth frame")
+    parser.add_argument("--tool", choices=("batch", "video"), default="batch", help="the command measured")
     parser.add_argument("--interval", type=float, default=5, help="seconds between memory samples")
     parser.add_argument("--work", type=Path, help="keep the videos and outputs here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: benchmarks/results/)")
@@ -223,10 +245,9 @@ def main() -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         video, spec = build_video(work, args.minutes)
-        out = work / f"out_{video.stem}_every{args.every}"
+        out = work / f"out_{args.tool}_{video.stem}_every{args.every}"
         shutil.rmtree(out, ignore_errors=True)  # else batch would skip the finished file
-        cmd = [sys.executable, "-m", "emolens.cli", "batch", str(video), "--out", str(out)]
-        cmd += ["--workers", "1", "--every", str(args.every), "--no-progress"]
+        cmd = command(args.tool, video, out, args.every)
         run = run_batch(cmd, work / f"{out.name}.log", args.interval)
         log = (work / f"{out.name}.log").read_text().strip().splitlines()
         result = {
@@ -234,6 +255,7 @@ def main() -> None:
             "cpu_flags": cpu_flags(),
             "smoke": args.smoke,
             "video": {**spec, "codec": "h264 (libx264, yuv420p)", "clip_s": CLIP_SECONDS, "faces": 3},
+            "tool": args.tool,
             "every": args.every,
             "every_used": args.every > 1,
             "note": "every frame is decoded; with every > 1 only every Nth is analysed" if args.every > 1 else "",
@@ -241,7 +263,7 @@ def main() -> None:
             "wall_s": run["wall_s"],
             "exit_code": run["exit_code"],
             "summary_line": log[-1] if log else "",
-            **outputs(out),
+            **(outputs(out) if args.tool == "batch" else video_outputs(out)),
             "interval_s": args.interval,
             **curve(run["samples"], run["wall_s"]),
             "ru_maxrss_mib": run["ru_maxrss_mib"],

@@ -380,3 +380,12 @@ def test_track_totals_match_the_records():
     assert track["share"]["happy"] == pytest.approx(2 / 3) and track["dominant_emotion"] == "happy"
     assert track["mean_scores"]["sad"] == pytest.approx((0.5 + 0.1 + 0.1) / 3)
 
+
+def test_free_heap_is_released_on_glibc():
+    """The annotated writer trims glibc's heaps (see emolens._memory): the call must work on
+    the CI's Linux, and be a quiet no-op elsewhere."""
+    import platform
+
+    from emolens._memory import release_free_heap
+
+    assert release_free_heap() is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")

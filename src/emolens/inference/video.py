@@ -26,6 +26,7 @@ from typing import IO, Any, NamedTuple
 import cv2
 import numpy as np
 
+from emolens._memory import release_free_heap
 from emolens.errors import Cancelled, VideoOpenError
 from emolens.inference.annotate import draw_tracked
 from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
@@ -38,6 +39,7 @@ from emolens.results import FaceRecord
 logger = logging.getLogger(__name__)
 
 _COPYABLE_AUDIO = {"aac", "mp3", "alac", "opus", "flac", "ac3"}
+_TRIM_EVERY = 30  # annotated frames between two release_free_heap() calls
 
 
 @dataclass(frozen=True)
@@ -531,6 +533,7 @@ class _AnnotatedWriter:
                     audio.codec_context.name,
                 )
         self._pts = None
+        self._written = 0
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._encode_loop, name="emolens-encoder", daemon=True)
@@ -574,6 +577,9 @@ class _AnnotatedWriter:
                 yield t, _upright(frame.to_ndarray(format="bgr24"), int(getattr(frame, "rotation", 0) or 0))
 
     def write(self, image: np.ndarray) -> None:
+        self._written += 1
+        if self._written % _TRIM_EVERY == 0:
+            release_free_heap()  # else the heaps keep the frames freed across threads (emolens._memory)
         self._put((image, self._pts))
 
     def _to_frame(self, image: np.ndarray, pts: int | None) -> Any:
