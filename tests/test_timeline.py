@@ -41,3 +41,20 @@ def test_a_long_track_keeps_bounded_means_of_consecutive_records():
 def test_points_must_be_positive():
     with pytest.raises(ValueError, match="points"):
         TrackSeries(points=0)
+
+
+def test_series_json_has_every_track_in_columns(tmp_path):
+    import json
+
+    from emolens.inference.timeline import write_series
+    from emolens.inference.video import VideoInfo, VideoResult
+    from emolens.labels import EMOTIONS
+    from emolens.results import FaceBox, FaceRecord
+
+    happy = tuple(0.4 if e == "happy" else 0.1 for e in EMOTIONS)
+    box = FaceBox(0, 0, 9, 9)
+    records = [FaceRecord(t, int(t * 10), 0, tid, box, 0.9, happy) for tid in (1, 2) for t in (0.0, 0.1)]
+    write_series(VideoResult(VideoInfo(64, 48, 10.0, 2, 0.2, 0, False), records, 2), tmp_path / "s.json")
+    tracks = json.loads((tmp_path / "s.json").read_text())["tracks"]
+    assert list(tracks) == ["1", "2"] and tracks["1"]["time"] == [0.0, 0.1]
+    assert list(tracks["1"]["scores"]) == list(EMOTIONS) and tracks["2"]["scores"]["happy"] == [0.4, 0.4]

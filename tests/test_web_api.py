@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 
@@ -106,6 +107,10 @@ def test_video_job_lifecycle(client, tmp_path, astronaut_bgr):
         assert mp4.status_code == 200 and mp4.data[4:8] == b"ftyp"
     with client.get(result["files"]["csv"]) as csv_file:
         assert csv_file.data.startswith(b"time,frame,track_id")
+        times = [float(line.split(",")[0]) for line in csv_file.data.decode().splitlines()[1:]]
+    with client.get(result["files"]["series"]) as series_file:  # the page's chart: every frame of a short clip
+        series = json.loads(series_file.data)["tracks"]["1"]
+    assert series["time"] == pytest.approx(times) and all(len(v) == 10 for v in series["scores"].values())
     assert [j["job_id"] for j in client.get("/api/v1/jobs").get_json()["jobs"]] == [job_id]
     assert client.delete(f"/api/v1/jobs/{job_id}").status_code == 204
     assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404

@@ -34,7 +34,7 @@ def test_reference_resolves_shared_parameters_and_responses():
         ("kind", "path", True),
         ("download", "query", False),
     ]
-    assert files["parameters"][1]["text"] == "string: video | csv | json | plot"
+    assert files["parameters"][1]["text"] == "string: video | csv | json | plot | series"
     assert [(r["status"], r["ref"]) for r in files["responses"]] == [("200", None), ("404", "Error")]
     image = next(op for op in doc["operations"] if op["path"] == "/images")
     assert [(f["name"], f["required"]) for f in image["body"][0]["fields"]] == [("image", True), ("model", False)]

@@ -102,6 +102,8 @@ def test_video_page_plays_the_result(browser_page, tmp_path, astronaut_bgr):
 
     page, server, errors = browser_page
     clip = make_edited_clip(tmp_path / "clip.mp4", astronaut_bgr)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(server.base + "/video")
     page.set_input_files("#file", str(clip))
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
@@ -116,6 +118,8 @@ def test_video_page_plays_the_result(browser_page, tmp_path, astronaut_bgr):
     assert "All 2 faces" in summary and "% of the face time" in summary  # the whole video: short tracks left out
     assert "3 shots" in summary and "1 face seen too briefly to summarise" in summary
     assert page.locator("#jobs tbody tr").count() == 1
+    # the chart comes from the bounded series, not from every frame's record
+    assert any("/files/series" in url for url in requested) and not any("/files/json" in url for url in requested)
     page.screenshot(path=str(ARTIFACTS / "video.png"), full_page=True)
     assert errors == []
 

@@ -7,6 +7,7 @@ no per-frame record has to be kept for it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,21 @@ class TrackSeries:
             times.append(self._pending_time / self._pending)
             scores.append(self._pending_scores / self._pending)
         return np.array(times), np.array(scores).reshape(-1, len(EMOTIONS))
+
+    def to_dict(self) -> dict:
+        """``{"time": [...], "scores": {"angry": [...], ...}}``, columns of :meth:`samples`, 4 decimals."""
+        times, scores = self.samples()
+        return {
+            "time": [round(float(t), 4) for t in times],
+            "scores": {e: [round(float(p), 4) for p in scores[:, i]] for i, e in enumerate(EMOTIONS)},
+        }
+
+
+def write_series(result: VideoResult, path: Path) -> None:
+    """Every track's :class:`TrackSeries` as JSON (``{"tracks": {"1": TrackSeries.to_dict(), ...}}``):
+    what a page needs to chart a video of any length without loading its per-frame records."""
+    tracks = {str(tid): track.series.to_dict() for tid, track in sorted(result.tracks.items())}
+    path.write_text(json.dumps({"tracks": tracks}, separators=(",", ":")) + "\n")
 
 
 def plot_timeline(result: VideoResult, path: Path, *, max_tracks: int = 6) -> None:

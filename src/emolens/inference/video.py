@@ -32,7 +32,7 @@ from emolens.inference.annotate import draw_tracked
 from emolens.inference.pipeline import Frame, FrameResult, StreamProcessor, run_stream
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.records import csv_header, csv_row
-from emolens.inference.timeline import TrackSeries, plot_timeline
+from emolens.inference.timeline import TrackSeries, plot_timeline, write_series
 from emolens.labels import EMOTIONS
 from emolens.results import FaceRecord
 
@@ -260,6 +260,7 @@ def process_video(
     csv_path: str | os.PathLike | None = None,
     json_path: str | os.PathLike | None = None,
     plot_path: str | os.PathLike | None = None,
+    series_path: str | os.PathLike | None = None,
     every_nth: int = 1,
     full_every: int = 10,
     smoothing: float = 0.6,
@@ -282,6 +283,8 @@ def process_video(
         recognizer: detector + classifier.
         target: annotated H.264 MP4 to write (audio kept when it can be copied).
         csv_path, json_path, plot_path: per-frame CSV, JSON (records + summary), timeline PNG.
+        series_path: each track's scores over time as JSON, at most 2,000 samples a track
+            (:func:`~emolens.inference.timeline.write_series`): a chart's data without the records.
         every_nth: analyse every Nth frame (and each shot's first); the frames between reuse
             the last faces.
         full_every: search the whole frame for faces at least every this many video frames,
@@ -327,6 +330,8 @@ def process_video(
         writers.finish(result.summary())
         if plot_path:
             plot_timeline(result, files.temp_for(plot_path))
+        if series_path:
+            write_series(result, files.temp_for(series_path))
         files.commit()
     return result
 

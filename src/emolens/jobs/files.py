@@ -6,7 +6,13 @@ import shutil
 from pathlib import Path
 
 # What a finished job offers for download, by kind.
-OUTPUTS = {"video": "annotated.mp4", "csv": "frames.csv", "json": "frames.json", "plot": "timeline.png"}
+OUTPUTS = {
+    "video": "annotated.mp4",
+    "csv": "frames.csv",
+    "json": "frames.json",
+    "plot": "timeline.png",
+    "series": "timeline.json",  # each face's scores over time, bounded: the page's chart
+}
 
 
 class JobFiles:

@@ -35,6 +35,7 @@ def run_video_job(
         csv_path=folder / OUTPUTS["csv"],
         json_path=folder / OUTPUTS["json"],
         plot_path=folder / OUTPUTS["plot"],
+        series_path=folder / OUTPUTS["series"],
         on_progress=on_progress,
         cancel=cancel,
         max_output_pixels=max_output_pixels,

@@ -53,16 +53,28 @@
     return { emotion: top, confidence: share[top], scores: share, verdict: `${top} ${(100 * share[top]).toFixed(0)}% of the face time` };
   }
 
+  // The chart's points: the job's bounded series (at most 2,000 a face, so a long video's page
+  // loads no per-frame records); jobs from before it existed fall back to the per-frame JSON.
+  async function mainTrackPoints(result, main) {
+    if (main === null) return [];
+    try {
+      const series = (await fetchJSON(result.files.series + q)).tracks[String(main)];
+      return series.time.map((t, i) => ({ t, scores: Object.fromEntries(EMOTIONS.map(e => [e, series.scores[e][i]])) }));
+    } catch (err) {
+      const frames = await fetchJSON(result.files.json + q);
+      return frames.frames.filter(r => r.track_id === main).map(r => ({ t: r.time, scores: r.scores }));
+    }
+  }
+
   async function show(jobId) {
     const result = await fetchJSON(`/api/v1/jobs/${jobId}/result${q}`);
     shownId = jobId;
     document.getElementById("result-h").textContent = `Result: ${result.filename}`;
     const took = result.processing_s === null ? "" : `processed in ${spoken(result.processing_s)}, `;
     document.getElementById("result-meta").textContent = `${took}uploaded ${when(result.created)}`;
-    const frames = await fetchJSON(result.files.json + q);
     const tracks = Object.entries(result.summary.tracks).sort((a, b) => b[1].frames - a[1].frames);
     const main = tracks.length ? Number(tracks[0][0]) : null;
-    points = frames.frames.filter(r => r.track_id === main).map(r => ({ t: r.time, scores: r.scores }));
+    points = await mainTrackPoints(result, main);
     duration = result.summary.video.duration || (points.length ? points[points.length - 1].t : 1);
     player.src = result.files.video + q;
     document.getElementById("result").hidden = false;
