@@ -1,13 +1,13 @@
 """Give freed heap memory back to the system while frames pass between threads.
 
 Writing an annotated video, frames are decoded and drawn on one thread and encoded on
-another; glibc's heaps then keep what those threads freed instead of handing it back (it
-serves big blocks from its heaps once the first 2.7 MB frame has been freed, and frees from
-one thread into another's heap are slow to be reused). `emolens video -o` on a 5-minute
-720p clip reached 1,989 MiB that way, and between 234 and 967 MiB on the same 1-minute clip
-from run to run. ``malloc_trim`` every 30 frames keeps it at 229-261 MiB, with no cost
-measurable against the run-to-run spread (30-37 s for that minute on 2 cores). Pinning
-glibc's mmap threshold also bounds it, but mmaps and zeroes every frame: 40% slower.
+another. glibc raises its mmap threshold once the first big block (a 2.7 MB 720p frame) is
+freed, so later frames are cut from its heaps, and the heaps kept much of what was freed:
+`emolens video -o` on a 5-minute 720p clip reached 852 MiB idle and 1,989 MiB beside other
+work, and between 234 and 967 MiB on the same 1-minute clip from run to run.
+Limiting the arenas (``MALLOC_ARENA_MAX=2``) did not help; ``malloc_trim`` every
+30 frames keeps it at 229-261 MiB, with no cost measurable against the run-to-run spread.
+Pinning the mmap threshold also bounds it, but mmaps and zeroes every frame: 40% slower.
 """
 
 from __future__ import annotations
