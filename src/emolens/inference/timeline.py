@@ -1,8 +1,9 @@
-"""The timeline plot: each face's emotion probabilities over a video, stacked, one panel per face.
+"""The timeline: each face's emotion probabilities over a video, as a plot (stacked, one panel
+per face) and as a JSON series (what the web page charts).
 
-The plot is drawn from a :class:`TrackSeries` per track, fed record by record as the video is
-analysed, so that a plot of an hour-long video needs no more memory than one of a minute:
-no per-frame record has to be kept for it.
+Both come from a :class:`TrackSeries` per track, fed record by record as the video is
+analysed, so that the timeline of an hour-long video needs no more memory than one of a
+minute: no per-frame record has to be kept for it.
 """
 
 from __future__ import annotations
