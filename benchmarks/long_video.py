@@ -151,7 +151,7 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def run_batch(cmd: list[str], log: Path, interval: float) -> dict:
+def run_sampled(cmd: list[str], log: Path, interval: float) -> dict:
     """Run ``cmd``, sampling its process tree's resident memory every ``interval`` seconds."""
     samples: list[list[float]] = []  # [seconds since start, MiB summed over the tree]
     per_process: dict[int, float] = {}  # the largest sample of each process
@@ -178,7 +178,7 @@ def run_batch(cmd: list[str], log: Path, interval: float) -> dict:
         "samples": samples,
         "processes": len(per_process),
         "peak_per_process_mib": round(max(per_process.values(), default=0.0), 1),
-        "ru_maxrss_mib": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux: the batch process's own peak
+        "ru_maxrss_mib": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux: the measured process's own peak
     }
 
 
@@ -248,7 +248,7 @@ def main() -> None:
         out = work / f"out_{args.tool}_{video.stem}_every{args.every}"
         shutil.rmtree(out, ignore_errors=True)  # else batch would skip the finished file
         cmd = command(args.tool, video, out, args.every)
-        run = run_batch(cmd, work / f"{out.name}.log", args.interval)
+        run = run_sampled(cmd, work / f"{out.name}.log", args.interval)
         log = (work / f"{out.name}.log").read_text().strip().splitlines()
         result = {
             "machine": describe_machine(),

@@ -54,7 +54,8 @@ class TrackSeries:
             return
         self._times.append(self._pending_time / self._pending)
         self._scores.append(self._pending_scores / self._pending)
-        self._pending_time, self._pending_scores, self._pending = 0.0, np.zeros(len(EMOTIONS)), 0
+        self._pending_time, self._pending = 0.0, 0
+        self._pending_scores.fill(0.0)
         if len(self._times) == 2 * self.points:
             self._times = [(a + b) / 2 for a, b in zip(self._times[::2], self._times[1::2])]
             self._scores = [(a + b) / 2 for a, b in zip(self._scores[::2], self._scores[1::2])]
