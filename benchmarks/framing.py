@@ -34,12 +34,26 @@ from emolens.labels import EMOTIONS
 from emolens.preprocess import Framing, crop_face
 from emolens.training.data import load_split
 
+# (face size, padding) in pixels of the round trips reported in the README
+STAGES = "192:96,96:48,384:96"
+
 
 def staged(face: np.ndarray, size: int, pad: int) -> np.ndarray:
     """A FER2013 face as a photo: upscaled, padded with mid-grey, BGR."""
     big = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
     big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=128)
     return cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
+
+
+def parse_stages(text: str) -> tuple[tuple[int, int], ...]:
+    """``"192:96,96:48"`` -> ((192, 96), (96, 48)): face size and padding in pixels."""
+    try:
+        stages = tuple(tuple(int(v) for v in item.split(":")) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"stages must look like 192:96,96:48, got {text!r}") from None
+    if not stages or any(len(s) != 2 or s[0] < 48 or s[1] < 0 for s in stages):
+        raise argparse.ArgumentTypeError(f"each stage is SIZE:PADDING with SIZE >= 48, got {text!r}")
+    return stages  # type: ignore[return-value]
 
 
 def central_box(detector, frame: np.ndarray) -> np.ndarray | None:
@@ -103,6 +117,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--models", nargs="+", default=["compact", "accurate"], help="shipped names or ONNX files")
     parser.add_argument(
+        "--stages", type=parse_stages, default=STAGES, help="faces staged as SIZE:PAD,... (default %(default)s)"
+    )
+    parser.add_argument(
         "--shipped-framing", action="store_true", help="crop with the detector's shipped mapping instead of fitting one"
     )
     args = parser.parse_args()
@@ -124,7 +141,7 @@ def main() -> None:
     direct = {name: clf.classify(test.images).argmax(1) for name, clf in models.items()}
     result["direct_accuracy"] = {n: float(np.mean(p == test.labels)) for n, p in direct.items()}
     result["round_trip"] = {}
-    for size, pad in ((192, 96), (96, 48), (384, 96)):
+    for size, pad in args.stages:
         crops: dict[str, list] = {"old": [], "fitted": [], "exact FER2013 square": [], "fitted centre, true scale": []}
         found = []
         for i, face in enumerate(test.images):

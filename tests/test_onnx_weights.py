@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import synthetic_faces
 from emolens.errors import ExportError
+from emolens.training.data import load_split
 from emolens.training.export import export_onnx
 from emolens.training.models import create_model
 from emolens.training.onnx_weights import load_onnx_weights
 from emolens.training.quantize import quantize_int8
+from emolens.training.train import init_from_onnx
 
 
 @pytest.fixture
@@ -67,3 +72,23 @@ def test_a_file_that_is_not_onnx_is_named(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(ExportError, match="junk.onnx: not an ONNX model"):
         load_onnx_weights(create_model("vggface48_tiny"), junk, np.zeros((4, 48, 48), np.uint8))
+
+
+def test_a_fine_tuning_is_averaged_with_the_onnx_weights_it_started_from(exported, tmp_path, tiny_folder):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "average_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("average_checkpoints", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    average = module.average
+    _, path = exported
+    started = create_model("vggface48_tiny")
+    init_from_onnx(started, str(path), load_split(tiny_folder, "train"))  # what --init gave the run
+    tuned = create_model("vggface48_tiny")
+    torch.save({"arch": "vggface48_tiny", "model": tuned.state_dict(), "epoch": 3}, tmp_path / "b.pt")
+    mean = average([str(path), str(tmp_path / "b.pt")], data=str(tiny_folder))
+    assert mean["epoch"] == 0 and mean["averaged_from"] == [str(path), str(tmp_path / "b.pt")]
+    for name, tensor in mean["model"].items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, (started.state_dict()[name] + tuned.state_dict()[name]) / 2)
+    with pytest.raises(SystemExit, match="needs --data"):
+        average([str(tmp_path / "b.pt"), str(path)])

@@ -285,7 +285,7 @@ def build_state(
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, num_classes=len(EMOTIONS))
     if cfg.init and ckpt is None:
-        _init_from_onnx(model, cfg.init, train_split)
+        init_from_onnx(model, cfg.init, train_split)
     model = model.to(device)
     if channels_last:
         # torch's overloads of Module.to omit memory_format=, which it documents and accepts
@@ -491,7 +491,8 @@ def _finish(cfg: TrainConfig, out: Path, state: TrainState) -> dict:
     return best
 
 
-def _init_from_onnx(model: nn.Module, init: str, train_split: FerSplit) -> None:
+def init_from_onnx(model: nn.Module, init: str, train_split: FerSplit) -> None:
+    """Load a shipped model's or ONNX file's weights into ``model`` (``--init``), BatchNorms rebuilt on 2,048 faces."""
     from emolens.shipped import resolve_model
     from emolens.training.onnx_weights import load_onnx_weights
 
