@@ -76,3 +76,45 @@ def test_geometry_then_appearance_is_augment_batch():
         augment_batch(x, AugmentConfig(), g1),
         augment_appearance(augment_geometry(x, AugmentConfig(), g2), AugmentConfig(), g2),
     )
+
+
+def test_motion_blur_smears_a_point_into_a_line_of_its_length_and_direction():
+    import math
+
+    from emolens.training.augment import _motion_blur
+
+    x = torch.zeros(3, 1, 48, 48)
+    x[:, 0, 24, 24] = 1.0
+    out = _motion_blur(
+        x, torch.tensor([9.0, 5.0, 7.0]), torch.tensor([0.0, math.pi / 2, 0.0]), torch.tensor([1, 1, 0]) > 0
+    )
+    torch.testing.assert_close(out[0, 0, 24, 20:29], torch.full((9,), 1 / 9))  # horizontal, 9 px
+    assert out[0, 0, 23].abs().sum() < 1e-6 and out[0, 0, 24].sum() > 0.999
+    torch.testing.assert_close(out[1, 0, 22:27, 24], torch.full((5,), 1 / 5))  # vertical, 5 px
+    torch.testing.assert_close(out[2], x[2])  # not chosen: untouched
+    torch.testing.assert_close(out.sum(dim=(1, 2, 3)), torch.ones(3))  # light is moved, not made
+
+
+def test_light_ramp_darkens_one_side_and_keeps_the_other():
+    from emolens.training.augment import _light_ramp
+
+    x = torch.full((2, 1, 48, 48), 0.5)
+    out = _light_ramp(x, torch.tensor([0.6, 0.6]), torch.tensor([0.0, 0.0]), 1.0, torch.Generator())
+    left, right = out[0, 0, :, 0].mean(), out[0, 0, :, -1].mean()
+    assert abs(left - 0.5) < 0.01 and abs(right - 0.2) < 0.01  # light falls left to right by 0.6 of it
+    assert (out[0, 0, :, 1:] <= out[0, 0, :, :-1] + 1e-6).all()  # and never rises
+    untouched = _light_ramp(x, torch.tensor([0.6, 0.6]), torch.tensor([0.0, 0.0]), 0.0, torch.Generator())
+    torch.testing.assert_close(untouched, x)
+
+
+def test_augment_overrides_are_typed_and_bad_ones_named():
+    import pytest
+
+    from emolens.errors import SettingsError
+    from emolens.training.augment import with_overrides
+
+    cfg = with_overrides(AugmentConfig(), ["motion_p=0.3", "motion_length=3,7", "quantize=true"])
+    assert (cfg.motion_p, cfg.motion_length, cfg.quantize) == (0.3, (3.0, 7.0), True)
+    for item, named in (("nope=1", "nope"), ("motion_length=3", "motion_length"), ("motion_p", "KEY=VALUE")):
+        with pytest.raises(SettingsError, match=named):
+            with_overrides(AugmentConfig(), [item])

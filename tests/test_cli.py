@@ -105,6 +105,7 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
         (["train", "--data", ".", "--arch", "nope"], "unknown model 'nope'; choose from"),
         (["serve", "--workers", "0"], "--workers must be 1 or more, got 0"),
         (["evaluate", "--data", ".", "--perturb", "fog:3"], "unknown perturbation 'fog'"),
+        (["train", "--data", ".", "--augment", "fog_p=0.3"], "--augment 'fog_p=0.3': expected KEY=VALUE"),
     ],
 )
 def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -176,6 +177,15 @@ def test_train_select_on_mirror_and_snapshots(tiny_folder, tmp_path, capsys):
     assert [p.name for p in (out / "snapshots").iterdir()] == ["epoch_002.pt"]
     assert main([*args, "--snapshots", "-1"]) == 1
     assert "--snapshots must be 0 or more" in capsys.readouterr().err
+
+
+def test_train_augment_options_reach_the_saved_settings(tiny_folder, tmp_path):
+    out = tmp_path / "aug"
+    args = ["train", "--data", str(tiny_folder), "--out", str(out), "--arch", "vggface48_tiny", "--epochs", "1"]
+    args += ["--batch-size", "16", "--threads", "1", "--no-bf16", "--robust", "--augment", "motion_p=0.5", "ramp_p=0.4"]
+    assert main(args) == 0
+    saved = json.loads((out / "config.json").read_text())["augment_config"]
+    assert (saved["motion_p"], saved["ramp_p"], saved["jpeg_p"]) == (0.5, 0.4, 0.25)  # on top of --robust
 
 
 def test_info_and_version_name_the_cpu_models_and_self_check(capsys):

@@ -23,6 +23,8 @@ def faces() -> np.ndarray:
         ("dark:2.2", Perturbation("dark", 2.2, 2.2, (1.0, 1.0))),
         ("dark", Perturbation("dark", 1.8, 2.5, (0.4, 0.7))),
         ("jpeg", Perturbation("jpeg", 12, 12)),
+        ("motion", Perturbation("motion", 7, 7)),
+        ("ramp:0.3-0.8", Perturbation("ramp", 0.3, 0.8)),
     ],
 )
 def test_specs_are_parsed_and_written_back(spec, expected):
@@ -34,7 +36,8 @@ def test_specs_are_parsed_and_written_back(spec, expected):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("fog", "unknown perturbation 'fog'; choose from dark, noise, blur, jpeg, rotate"),
+        ("fog", "unknown perturbation 'fog'; choose from dark, noise, blur, jpeg, rotate, motion, ramp"),
+        ("ramp:1.5", "strength out of range"),
         ("noise:loud", "the strength must be a number or LOW-HIGH"),
         ("jpeg:0", "strength out of range"),
         ("blur:3-1", "strength out of range"),
@@ -59,6 +62,25 @@ def test_each_perturbation_does_what_its_name_says(faces):
     rotated = perturb(faces, "rotate:20")
     assert not np.array_equal(rotated, faces) and rotated.shape == faces.shape
     np.testing.assert_array_equal(perturb(faces, "noise:25", seed=3), perturb(faces, "noise:25", seed=3))
+
+
+def test_motion_blur_moves_light_along_a_line_through_the_point():
+    point = np.zeros((8, 48, 48), np.uint8)
+    point[:, 24, 24] = 255
+    smeared = perturb(point, "motion:7").astype(float)
+    for face in smeared:
+        ys, xs = np.nonzero(face)
+        weights = face[ys, xs]
+        assert abs(weights.sum() - 255) < 6  # moved, not made or lost (but for rounding)
+        assert np.allclose([(ys * weights).sum() / weights.sum(), (xs * weights).sum() / weights.sum()], 24, atol=0.05)
+        assert 3 <= np.hypot(ys - 24, xs - 24).max() <= 4  # 7 px long: 3.5 px either side
+        assert len(ys) < 20  # a line, not a disc
+
+
+def test_ramp_lights_one_corner_fully_and_the_opposite_one_at_one_minus_depth():
+    lit = perturb(np.full((16, 48, 48), 200, np.uint8), "ramp:0.6").astype(float)
+    assert np.allclose(lit.max(axis=(1, 2)), 200, atol=1) and np.allclose(lit.min(axis=(1, 2)), 80, atol=1)
+    assert lit.reshape(16, -1).argmax(1).tolist() != [lit[0].argmax()] * 16  # directions drawn per face
 
 
 def test_the_suite_is_the_robustness_targets():

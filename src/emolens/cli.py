@@ -38,7 +38,7 @@ _TRAIN_OPTIONS = (
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from emolens.training.augment import ROBUST
+    from emolens.training.augment import ROBUST, AugmentConfig, with_overrides
     from emolens.training.config import RECIPES, TrainConfig
 
     values = dict(RECIPES[args.recipe])
@@ -49,6 +49,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         values["bf16"] = False
     if args.robust:
         values["augment_config"] = ROBUST
+    if args.augment:
+        values["augment_config"] = with_overrides(values.get("augment_config", AugmentConfig()), args.augment)
     if args.select_on_mirror:
         values["select_on_mirror"] = True
     if args.snapshots is not None:
@@ -501,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="MODEL", help="start from this ONNX model's weights (a shipped name or a file)")
     p.add_argument("--warmup-epochs", type=float, metavar="E", help="epochs of linear learning-rate warm-up (2)")
     p.add_argument("--robust", action="store_true", help="augment for poor cameras: noise, blur, JPEG, dark, 25 deg")
+    p.add_argument(
+        "--augment",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="set augmentation options (after --robust), e.g. motion_p=0.3 ramp_p=0.3 motion_length=3,7",
+    )
     p.add_argument(
         "--teacher", metavar="MODEL", help="distil from this model: a shipped model's name, an ONNX file or a .pt"
     )

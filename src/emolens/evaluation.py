@@ -2,8 +2,8 @@
 
 ONNX models are evaluated with ONNX Runtime only; training checkpoints (``.pt``) need torch.
 The perturbations make the robustness targets measurable: darkened (gamma and exposure),
-noisy, blurred, JPEG-compressed and rotated copies of a split, at a strength given with the
-name (``noise:25``), generated deterministically from a seed.
+noisy, blurred, JPEG-compressed and rotated copies of a split, motion-blurred and unevenly lit
+ones, at a strength given with the name (``noise:25``), generated deterministically from a seed.
 """
 
 from __future__ import annotations
@@ -86,15 +86,44 @@ def _rotate(faces: np.ndarray, degrees: np.ndarray, _p: Perturbation, rng: np.ra
     return out
 
 
+def _motion(faces: np.ndarray, length: np.ndarray, _p: Perturbation, rng: np.random.Generator) -> np.ndarray:
+    """Motion blur: each face smeared along a line of ``length`` pixels in a random direction."""
+    out = np.empty_like(faces)
+    for i, (face, size, angle) in enumerate(zip(faces, length, rng.uniform(0, 180, len(faces)))):
+        k = int(np.ceil(size)) // 2 * 2 + 1
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, (k - int(round(size))) // 2 : (k + int(round(size))) // 2] = 1
+        matrix = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), float(angle), 1.0)
+        kernel = cv2.warpAffine(kernel, matrix, (k, k), flags=cv2.INTER_LINEAR)
+        out[i] = cv2.filter2D(face, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
+def _ramp(faces: np.ndarray, depth: np.ndarray, _p: Perturbation, rng: np.random.Generator) -> np.ndarray:
+    """Uneven light: a ramp from full light in one corner to ``1 - depth`` of it in the opposite one."""
+    h, w = faces.shape[1:]
+    rows, cols = np.meshgrid(np.linspace(-0.5, 0.5, h), np.linspace(-0.5, 0.5, w), indexing="ij")
+    angle = rng.uniform(0, 2 * np.pi, len(faces))[:, None, None]
+    cos, sin = np.cos(angle), np.sin(angle)
+    along = (cols * cos + rows * sin) / (0.5 * (np.abs(cos) + np.abs(sin)))  # -1 .. 1, corner to corner
+    light = 1 - depth[:, None, None] * (along + 1) / 2
+    return np.clip(faces * light, 0, 255).round().astype(np.uint8)
+
+
 _APPLY: dict[str, Callable[[np.ndarray, np.ndarray, Perturbation, np.random.Generator], np.ndarray]] = {
     "dark": _dark,
     "noise": _noise,
     "blur": _blur,
     "jpeg": _jpeg,
     "rotate": _rotate,
+    "motion": _motion,
+    "ramp": _ramp,
 }
 # A bare name means these strengths (the first three as the perturbations were first defined).
-DEFAULT_STRENGTHS = {"dark": "1.8-2.5x0.4-0.7", "noise": "8-15", "rotate": "5-15", "blur": "1.5", "jpeg": "12"}
+DEFAULT_STRENGTHS = {
+    **{"dark": "1.8-2.5x0.4-0.7", "noise": "8-15", "rotate": "5-15", "blur": "1.5", "jpeg": "12"},
+    **{"motion": "7", "ramp": "0.6"},
+}
 # Poor cameras and poor light at the strengths the robustness targets are set at.
 ROBUSTNESS_SUITE = ("noise:25", "blur:1.5", "jpeg:12", "dark:2.2x0.45", "rotate:15-25")
 PERTURBATIONS = tuple(_APPLY)
@@ -116,7 +145,7 @@ def parse_perturbation(spec: str) -> Perturbation:
         gains = _range(gain) if gain else (1.0, 1.0)
     except ValueError:
         raise SettingsError(f"perturbation {spec!r}: the strength must be a number or LOW-HIGH") from None
-    if low > high or low < 0 or (name == "jpeg" and not 1 <= low <= high <= 100):
+    if low > high or low < 0 or (name == "jpeg" and not 1 <= low <= high <= 100) or (name == "ramp" and high > 1):
         raise SettingsError(f"perturbation {spec!r}: strength out of range")
     return Perturbation(name, low, high, gains)
 

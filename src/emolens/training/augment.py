@@ -6,6 +6,9 @@ sharpening (soft or over-processed cameras; FER2013's train split is also slight
 smoother than its test split), Gaussian noise, and random erasing (occlusion). The robust
 preset adds what poor cameras do to a face: defocus blur of 1-2 px, strong sensor noise,
 JPEG at low quality and dark exposures, each rounded back to 8 bits as a camera would.
+Two more are off by default and measured on their own (``emolens train --augment
+motion_p=0.3``): motion blur along a random direction (a head moving during the exposure) and
+uneven light, a brightness ramp across the face (a window or lamp to one side).
 
 Geometry and appearance are separate steps (:func:`augment_geometry`,
 :func:`augment_appearance`): distillation shows the teacher each geometric view, while the
@@ -15,6 +18,7 @@ says of the clean one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -44,6 +48,10 @@ class AugmentConfig:
     jpeg_p: float = 0.0
     jpeg_quality: tuple[int, int] = (10, 30)
     quantize: bool = False  # round to 8 bits at the end, as frames from a camera are
+    motion_p: float = 0.0
+    motion_length: tuple[float, float] = (3.0, 9.0)  # pixels the face moves during the exposure
+    ramp_p: float = 0.0
+    ramp_depth: tuple[float, float] = (0.3, 0.8)  # the far side's light falls to 1 - depth of the near side's
 
 
 # Poor cameras and poor light (issue targets: noise sigma 25, blur sigma 1.5, JPEG 12, gamma
@@ -59,6 +67,36 @@ ROBUST = AugmentConfig(
     jpeg_p=0.25,
     quantize=True,
 )
+
+
+def with_overrides(cfg: AugmentConfig, items: list[str]) -> AugmentConfig:
+    """``cfg`` with ``KEY=VALUE`` items applied (``motion_p=0.3``, ``motion_length=3,7``), typed as the field is.
+
+    Raises:
+        SettingsError: naming an unknown key or a value that does not fit the field.
+    """
+    from emolens.errors import SettingsError
+
+    fields = {f.name: f for f in dataclasses.fields(AugmentConfig)}
+    changes: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise SettingsError(f"--augment {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        default = getattr(cfg, key)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value: object = text.lower() in ("true", "1")
+            elif isinstance(default, tuple):
+                value = tuple(type(v)(part) for v, part in zip(default, text.split(",", len(default) - 1), strict=True))
+            else:
+                value = type(default)(text)
+        except ValueError:
+            raise SettingsError(f"--augment {item!r}: {text!r} is not a value for {key} (like {default!r})") from None
+        changes[key] = value
+    return dataclasses.replace(cfg, **changes)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -111,8 +149,13 @@ def augment_appearance(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
     gain = _uniform(n, *cfg.gain, gen).view(n, 1, 1, 1)
     lit = gain * ((x - mean) * contrast + mean + bright).clamp(0, 1) ** torch.exp(log_gamma)
     x = torch.where(on, lit, x)
+    if cfg.ramp_p > 0:
+        x = _light_ramp(x, _uniform(n, *cfg.ramp_depth, gen), _uniform(n, 0, 2 * math.pi, gen), cfg.ramp_p, gen)
     if cfg.defocus_p > 0:
         x = _defocus(x, _uniform(n, *cfg.defocus_sigma, gen), _chance(n, cfg.defocus_p, gen))
+    if cfg.motion_p > 0:
+        length = _uniform(n, *cfg.motion_length, gen)
+        x = _motion_blur(x, length, _uniform(n, 0, math.pi, gen), _chance(n, cfg.motion_p, gen))
 
     # Blur (amount < 0) or sharpen (amount > 0): x + amount * (x - blur(x)).
     kernel = torch.tensor([1.0, 2.0, 1.0])
@@ -167,6 +210,41 @@ def _defocus(x: torch.Tensor, sigma: torch.Tensor, chosen: torch.Tensor) -> torc
     padded = F.pad(x[index].reshape(1, k, h, w), (radius,) * 4, mode="replicate")
     rows = F.conv2d(padded, kernel_1d.view(k, 1, 1, -1), groups=k)
     blurred = F.conv2d(rows, kernel_1d.view(k, 1, -1, 1), groups=k).reshape(k, 1, h, w)
+    out = x.clone()
+    out[index] = blurred
+    return out
+
+
+def _light_ramp(
+    x: torch.Tensor, depth: torch.Tensor, angle: torch.Tensor, p: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Each chosen face lit by a ramp: full light in one corner, ``1 - depth`` of it in the opposite one."""
+    n, _, h, w = x.shape
+    rows = torch.linspace(-0.5, 0.5, h).view(1, h, 1)
+    cols = torch.linspace(-0.5, 0.5, w).view(1, 1, w)
+    cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+    along = (cols * cos + rows * sin) / (0.5 * (cos.abs() + sin.abs()))  # -1 .. 1, corner to corner
+    light = 1 - depth.view(n, 1, 1) * (along + 1) / 2
+    chosen = _chance(n, p, gen).view(n, 1, 1, 1)
+    return torch.where(chosen, x * light.unsqueeze(1), x)
+
+
+def _motion_blur(x: torch.Tensor, length: torch.Tensor, angle: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Each chosen face smeared along a line of ``length`` pixels at ``angle``, as one grouped convolution."""
+    if not chosen.any():
+        return x
+    index = torch.nonzero(chosen).flatten()
+    length, angle = length[index], angle[index]
+    k, h, w = len(index), x.shape[2], x.shape[3]
+    radius = int(math.ceil(float(length.max()) / 2))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    v, u = torch.meshgrid(taps, taps, indexing="ij")
+    cos, sin = torch.cos(angle).view(k, 1, 1), torch.sin(angle).view(k, 1, 1)
+    along, across = u * cos + v * sin, (u * sin - v * cos).abs()
+    kernel = (1 - across).clamp(min=0) * ((length.view(k, 1, 1) / 2 + 0.5 - along.abs()).clamp(0, 1))
+    kernel = kernel / kernel.sum(dim=(1, 2), keepdim=True)
+    padded = F.pad(x[index].reshape(1, k, h, w), (radius,) * 4, mode="replicate")
+    blurred = F.conv2d(padded, kernel.view(k, 1, 2 * radius + 1, 2 * radius + 1), groups=k).reshape(k, 1, h, w)
     out = x.clone()
     out[index] = blurred
     return out
