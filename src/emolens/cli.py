@@ -539,9 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--perturb",
         nargs="+",
         metavar="SPEC",
-        help="evaluate on perturbed copies: NAME[:STRENGTH] with NAME one of dark, noise, blur, jpeg, rotate"
-        " (noise:25 = sigma 25 grey levels, blur:1.5 = sigma 1.5 px, jpeg:12 = quality 12, rotate:15-25 degrees,"
-        " dark:2.2x0.45 = gamma 2.2 at 45%% exposure), or 'suite' for the robustness targets' five",
+        help="evaluate on perturbed copies: NAME[:STRENGTH] with NAME one of dark, noise, blur, jpeg, rotate,"
+        " motion, ramp (noise:25 = sigma 25 grey levels, blur:1.5 = sigma 1.5 px, jpeg:12 = quality 12, rotate:15-25"
+        " degrees, dark:2.2x0.45 = gamma 2.2 at 45%% exposure, motion:7 = smeared 7 px, ramp:0.6 = light falling"
+        " by 60%% across the face), or 'suite' for the robustness targets' five",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_evaluate)
