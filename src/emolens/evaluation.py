@@ -94,8 +94,8 @@ def _motion(faces: np.ndarray, length: np.ndarray, _p: Perturbation, rng: np.ran
         kernel = np.zeros((k, k), np.float32)
         kernel[k // 2, (k - int(round(size))) // 2 : (k + int(round(size))) // 2] = 1
         matrix = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), float(angle), 1.0)
-        kernel = cv2.warpAffine(kernel, matrix, (k, k), flags=cv2.INTER_LINEAR)
-        out[i] = cv2.filter2D(face, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REPLICATE)
+        smear = cv2.warpAffine(kernel, matrix, (k, k), flags=cv2.INTER_LINEAR)
+        out[i] = cv2.filter2D(face, -1, smear / smear.sum(), borderType=cv2.BORDER_REPLICATE)
     return out
 
 

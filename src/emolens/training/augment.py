@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +79,7 @@ def with_overrides(cfg: AugmentConfig, items: list[str]) -> AugmentConfig:
     from emolens.errors import SettingsError
 
     fields = {f.name: f for f in dataclasses.fields(AugmentConfig)}
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or key not in fields:
@@ -88,7 +89,7 @@ def with_overrides(cfg: AugmentConfig, items: list[str]) -> AugmentConfig:
             if isinstance(default, bool):
                 if text.lower() not in ("true", "false", "1", "0"):
                     raise ValueError(text)
-                value: object = text.lower() in ("true", "1")
+                value: Any = text.lower() in ("true", "1")
             elif isinstance(default, tuple):
                 value = tuple(type(v)(part) for v, part in zip(default, text.split(",", len(default) - 1), strict=True))
             else:
