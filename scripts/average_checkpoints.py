@@ -5,8 +5,8 @@
 
 Runs fine-tuned from the same weights stay in one basin, so the mean of their weights is a
 model too (a "model soup") and often better than either: the shipped accurate model is the
-mean of a fine-tuning on the pipeline's crops with and without distillation (its card says
-what each scored). The first checkpoint gives everything but the weights; its ``epoch`` is
+mean of a fine-tuning on the pipeline's crops and the weights it started from, themselves the
+mean of such a fine-tuning with and without distillation (its card says what each scored). The first checkpoint gives everything but the weights; its ``epoch`` is
 set to 0, meaning "no single epoch", and ``averaged_from`` lists the inputs. A shipped model's
 name or an ONNX file is read back into the network the way ``emolens train --init`` does it
 (BatchNorms rebuilt from statistics on ``--data``'s training faces), so a fine-tuning can be
