@@ -3,15 +3,16 @@
     python scripts/average_checkpoints.py runs/a/best.pt runs/b/best.pt -o runs/mean/best.pt
     python scripts/average_checkpoints.py accurate runs/a/best.pt --data runs/faces -o runs/mean/best.pt
 
-Runs fine-tuned from the same weights stay in one basin, so the mean of their weights is a
-model too (a "model soup") and often better than either: the shipped accurate model is the
-mean of a fine-tuning on the pipeline's crops and the weights it started from, themselves the
-mean of such a fine-tuning with and without distillation (its card says what each scored). The first checkpoint gives everything but the weights; its ``epoch`` is
-set to 0, meaning "no single epoch", and ``averaged_from`` lists the inputs. A shipped model's
-name or an ONNX file is read back into the network the way ``emolens train --init`` does it
-(BatchNorms rebuilt from statistics on ``--data``'s training faces), so a fine-tuning can be
-averaged with the weights it started from; give it the run's ``--data`` to get the very
-weights the run started from. Repeating an input weights it more.
+Runs fine-tuned from the same weights stay in one basin, so the mean of their weights is a model
+too (a "model soup") and often better than either: the shipped accurate model is the mean of a
+fine-tuning on the pipeline's crops and the weights it started from, themselves the mean of such
+a fine-tuning with and without distillation (its card says what each scored). The first
+checkpoint gives everything but the weights; its ``epoch`` is set to 0, meaning "no single
+epoch", and ``averaged_from`` lists the inputs. A shipped model's name or an ONNX file is read
+back into the network the way ``emolens train --init`` does it (BatchNorms rebuilt from
+statistics on ``--data``'s training faces), so a fine-tuning can be averaged with the weights it
+started from; give it the run's ``--data`` to get the very weights the run started from.
+Repeating an input weights it more.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import torch
 
 
 def average(paths: list[str], data: str | None = None) -> dict:
-    checkpoints = [p for p in paths if Path(p).suffix == ".pt"]
-    if not checkpoints:
+    torch_files = [p for p in paths if Path(p).suffix == ".pt"]
+    if not torch_files:
         raise SystemExit("give at least one .pt checkpoint: it sets the architecture")
-    loaded = {p: torch.load(p, map_location="cpu", weights_only=False) for p in checkpoints}
-    template = loaded[checkpoints[0]]
+    loaded = {p: torch.load(p, map_location="cpu", weights_only=False) for p in torch_files}
+    template = loaded[torch_files[0]]
     for p in paths:
         if p not in loaded:
             loaded[p] = template | {"model": _onnx_state(p, template["arch"], data)}

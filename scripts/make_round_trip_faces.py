@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="round trips per face, each at a random stage")
     parser.add_argument("--stages", type=parse_stages, default=STAGES, help="SIZE:PAD,... (default %(default)s)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more, got {args.rounds}")
     detector = create_detector("retinaface")
     train = load_split(args.data, "train")
     rng = np.random.default_rng(args.seed)
