@@ -161,6 +161,12 @@ def main() -> None:
         if augment.get("jpeg_p")
         else ""
     )
+    if augment.get("motion_p"):
+        low, high = augment["motion_length"]
+        robust_line += f"; motion blur of {low:g}-{high:g} px in any direction (p={augment['motion_p']})"
+    if augment.get("ramp_p"):
+        low, high = augment["ramp_depth"]
+        robust_line += f"; light falling {low:.0%}-{high:.0%} across the face (p={augment['ramp_p']})"
     distill_line = (
         f"\n- distilled from `{card['teacher']}`: its probabilities on {config['teacher_views']} fixed geometric"
         f" views of every training face, soft-target weight {config['distill_weight']} at temperature"
@@ -220,7 +226,8 @@ between the top score and the share of faces it is right on, over 15 score bins)
 
 `noise:S`: Gaussian noise, sigma S grey levels; `blur:S`: Gaussian blur, sigma S pixels;
 `jpeg:Q`: JPEG at quality Q; `dark:GxK`: gamma G, then exposure x K; `rotate:A-B`: A-B degrees
-either way; ranges are drawn per face. The first five are the robustness targets' strengths.
+either way; `motion:L`: smeared L px in a random direction; `ramp:D`: light falling by D across
+the face; ranges are drawn per face. The first five are the robustness targets' strengths.
 
 ## Training
 
