@@ -154,7 +154,7 @@ def main() -> None:
     )
     augment = config["augment_config"]
     quality = "-".join(str(q) for q in augment.get("jpeg_quality", ()))
-    robust_line = (
+    augment_extras = (
         f"; for poor cameras also defocus blur (p={augment['defocus_p']}), strong noise (sigma up to"
         f" {255 * augment['max_noise_std']:.0f}), JPEG at quality {quality} (p={augment['jpeg_p']}),"
         f" exposure x{augment['gain'][0]}-1 and rotation up to {augment['max_rotate_deg']:.0f} degrees"
@@ -163,10 +163,10 @@ def main() -> None:
     )
     if augment.get("motion_p"):
         low, high = augment["motion_length"]
-        robust_line += f"; motion blur of {low:g}-{high:g} px in any direction (p={augment['motion_p']})"
+        augment_extras += f"; motion blur of {low:g}-{high:g} px in any direction (p={augment['motion_p']})"
     if augment.get("ramp_p"):
         low, high = augment["ramp_depth"]
-        robust_line += f"; light falling {low:.0%}-{high:.0%} across the face (p={augment['ramp_p']})"
+        augment_extras += f"; light falling {low:.0%}-{high:.0%} across the face (p={augment['ramp_p']})"
     distill_line = (
         f"\n- distilled from `{card['teacher']}`: its probabilities on {config['teacher_views']} fixed geometric"
         f" views of every training face, soft-target weight {config['distill_weight']} at temperature"
@@ -234,7 +234,7 @@ the face; ranges are drawn per face. The first five are the robustness targets' 
 - data: {card["data"]}
 - recipe: {json.dumps(card["recipe"])}
 - augmentation: shifts, flips, rotation, scale, brightness/contrast/gamma, blur/sharpen, noise,
-  random erasing{robust_line}
+  random erasing{augment_extras}
 - size: {card["multiply_adds_per_view"] / 1e6:.1f}M multiply-adds per view, {card["parameters"]:,}
   parameters{distill_line}
 - training time: {wall_s / 60:.0f} min in training steps for {len(history)} epochs{clock} on {card["machine"]}

@@ -99,11 +99,11 @@ def test_light_ramp_darkens_one_side_and_keeps_the_other():
     from emolens.training.augment import _light_ramp
 
     x = torch.full((2, 1, 48, 48), 0.5)
-    out = _light_ramp(x, torch.tensor([0.6, 0.6]), torch.tensor([0.0, 0.0]), 1.0, torch.Generator())
+    out = _light_ramp(x, torch.tensor([0.6, 0.6]), torch.tensor([0.0, 0.0]), torch.tensor([True, True]))
     left, right = out[0, 0, :, 0].mean(), out[0, 0, :, -1].mean()
     assert abs(left - 0.5) < 0.01 and abs(right - 0.2) < 0.01  # light falls left to right by 0.6 of it
     assert (out[0, 0, :, 1:] <= out[0, 0, :, :-1] + 1e-6).all()  # and never rises
-    untouched = _light_ramp(x, torch.tensor([0.6, 0.6]), torch.tensor([0.0, 0.0]), 0.0, torch.Generator())
+    untouched = _light_ramp(x, torch.tensor([0.6, 0.6]), torch.tensor([0.0, 0.0]), torch.tensor([False, False]))
     torch.testing.assert_close(untouched, x)
 
 

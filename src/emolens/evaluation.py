@@ -121,8 +121,13 @@ _APPLY: dict[str, Callable[[np.ndarray, np.ndarray, Perturbation, np.random.Gene
 }
 # A bare name means these strengths (the first three as the perturbations were first defined).
 DEFAULT_STRENGTHS = {
-    **{"dark": "1.8-2.5x0.4-0.7", "noise": "8-15", "rotate": "5-15", "blur": "1.5", "jpeg": "12"},
-    **{"motion": "7", "ramp": "0.6"},
+    "dark": "1.8-2.5x0.4-0.7",
+    "noise": "8-15",
+    "rotate": "5-15",
+    "blur": "1.5",
+    "jpeg": "12",
+    "motion": "7",
+    "ramp": "0.6",
 }
 # Poor cameras and poor light at the strengths the robustness targets are set at.
 ROBUSTNESS_SUITE = ("noise:25", "blur:1.5", "jpeg:12", "dark:2.2x0.45", "rotate:15-25")

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from emolens.errors import SettingsError
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -76,8 +78,6 @@ def with_overrides(cfg: AugmentConfig, items: list[str]) -> AugmentConfig:
     Raises:
         SettingsError: naming an unknown key or a value that does not fit the field.
     """
-    from emolens.errors import SettingsError
-
     fields = {f.name: f for f in dataclasses.fields(AugmentConfig)}
     changes: dict[str, Any] = {}
     for item in items:
@@ -151,7 +151,8 @@ def augment_appearance(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
     lit = gain * ((x - mean) * contrast + mean + bright).clamp(0, 1) ** torch.exp(log_gamma)
     x = torch.where(on, lit, x)
     if cfg.ramp_p > 0:
-        x = _light_ramp(x, _uniform(n, *cfg.ramp_depth, gen), _uniform(n, 0, 2 * math.pi, gen), cfg.ramp_p, gen)
+        depth, angle = _uniform(n, *cfg.ramp_depth, gen), _uniform(n, 0, 2 * math.pi, gen)
+        x = _light_ramp(x, depth, angle, _chance(n, cfg.ramp_p, gen))
     if cfg.defocus_p > 0:
         x = _defocus(x, _uniform(n, *cfg.defocus_sigma, gen), _chance(n, cfg.defocus_p, gen))
     if cfg.motion_p > 0:
@@ -216,9 +217,7 @@ def _defocus(x: torch.Tensor, sigma: torch.Tensor, chosen: torch.Tensor) -> torc
     return out
 
 
-def _light_ramp(
-    x: torch.Tensor, depth: torch.Tensor, angle: torch.Tensor, p: float, gen: torch.Generator
-) -> torch.Tensor:
+def _light_ramp(x: torch.Tensor, depth: torch.Tensor, angle: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     """Each chosen face lit by a ramp: full light in one corner, ``1 - depth`` of it in the opposite one."""
     n, _, h, w = x.shape
     rows = torch.linspace(-0.5, 0.5, h).view(1, h, 1)
@@ -226,8 +225,7 @@ def _light_ramp(
     cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
     along = (cols * cos + rows * sin) / (0.5 * (cos.abs() + sin.abs()))  # -1 .. 1, corner to corner
     light = 1 - depth.view(n, 1, 1) * (along + 1) / 2
-    chosen = _chance(n, p, gen).view(n, 1, 1, 1)
-    return torch.where(chosen, x * light.unsqueeze(1), x)
+    return torch.where(chosen.view(n, 1, 1, 1), x * light.unsqueeze(1), x)
 
 
 def _motion_blur(x: torch.Tensor, length: torch.Tensor, angle: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
