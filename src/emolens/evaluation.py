@@ -90,9 +90,11 @@ def _motion(faces: np.ndarray, length: np.ndarray, _p: Perturbation, rng: np.ran
     """Motion blur: each face smeared along a line of ``length`` pixels in a random direction."""
     out = np.empty_like(faces)
     for i, (face, size, angle) in enumerate(zip(faces, length, rng.uniform(0, 180, len(faces)))):
-        k = int(np.ceil(size)) // 2 * 2 + 1
-        kernel = np.zeros((k, k), np.float32)
-        kernel[k // 2, (k - int(round(size))) // 2 : (k + int(round(size))) // 2] = 1
+        k, n = int(np.ceil(size)) // 2 * 2 + 1, int(round(size))
+        kernel, c = np.zeros((k, k), np.float32), k // 2
+        kernel[c, c - n // 2 : c + n // 2 + 1] = 1
+        if n % 2 == 0:  # an even length ends half-way into its end pixels, so the line stays centred
+            kernel[c, [c - n // 2, c + n // 2]] = 0.5
         matrix = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), float(angle), 1.0)
         smear = cv2.warpAffine(kernel, matrix, (k, k), flags=cv2.INTER_LINEAR)
         out[i] = cv2.filter2D(face, -1, smear / smear.sum(), borderType=cv2.BORDER_REPLICATE)
