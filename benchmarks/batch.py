@@ -2,6 +2,7 @@
 
     python benchmarks/batch.py                 # on an idle machine; writes benchmarks/results/batch_<date>_<cpu>.json
     python benchmarks/batch.py --smoke         # tiny sizes: proves the script runs; measures nothing
+    python benchmarks/batch.py --photos 480 --videos 24 --repeat 3   # medians of 3 rounds, a larger archive
 
 Builds, in a temporary folder, a realistic archive: multi-face photos composited from
 scikit-image's astronaut photo (a real face: several sizes, mirrored, lighter and darker, on
@@ -9,7 +10,8 @@ scikit-image's astronaut photo (a real face: several sizes, mirrored, lighter an
 the command as a user runs it (a subprocess: start-up and model loads included):
 
 1. the archive with ``--workers 1``, ``--workers 2`` and ``--ray --workers 2`` (a local Ray),
-   checking that the three faces tables agree;
+   checking that the three faces tables agree; with ``--repeat N``, N rounds of the three in
+   turn and their medians (single runs on a shared 2-core machine vary by up to 20%);
 2. resume: ``--resume-images`` small photos with ``--workers 2``, ``kill -9`` of the whole
    process group once half the files are committed, then the same command again. The
    ``.partial-`` folders left are the files that were in flight, i.e. the work redone;
@@ -25,7 +27,9 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,22 +176,39 @@ def compare_tables(a: Path, b: Path) -> dict:
     return {"rows": [ta.num_rows, tb.num_rows], "same_boxes_and_tracks": same_keys, "max_score_difference": diff}
 
 
-def scaling(archive: Path, work: Path, model: str, ray: bool) -> dict:
-    result = {}
+def scaling(archive: Path, work: Path, model: str, ray: bool, repeat: int = 1) -> dict:
+    """The archive with each setting, ``repeat`` rounds in turn (one run of each per round), so
+    that a slow spell of a shared machine falls on every setting alike; medians compared."""
     runs = [("workers_1", ["--workers", "1"]), ("workers_2", ["--workers", "2"])]
     if ray:
         runs.append(("ray_2", ["--ray", "--workers", "2"]))
-    for name, extra in runs:
-        seconds, summary, cpu = run(batch_command(archive, work / name, model, *extra))
-        result[name] = {"seconds": round(seconds, 2), "summary": summary}
-        if not name.startswith("ray"):  # busy cores: how much of the machine the run kept at work
-            result[name] |= {"cpu_seconds": round(cpu, 1), "busy_cores": round(cpu / seconds, 2)}
+    times: dict[str, list[float]] = {name: [] for name, _ in runs}
+    result: dict = {}
+    for _ in range(repeat):
+        for name, extra in runs:
+            shutil.rmtree(work / name, ignore_errors=True)  # a finished batch would be skipped
+            machine_before = machine_cpu_seconds()
+            seconds, summary, cpu = run(batch_command(archive, work / name, model, *extra))
+            times[name].append(round(seconds, 2))
+            machine = machine_cpu_seconds() - machine_before
+            result[name] = {"summary": summary, "machine_cpu_seconds": round(machine, 1)}
+            if not name.startswith("ray"):  # Ray's workers are not children of the command
+                result[name] |= {"cpu_seconds": round(cpu, 1), "busy_cores": round(cpu / seconds, 2)}
+    for name, seconds in times.items():
+        result[name] |= {"seconds": statistics.median(seconds), "every_round": seconds}
     result["speedup_workers_2"] = round(result["workers_1"]["seconds"] / result["workers_2"]["seconds"], 3)
     result["workers_2_vs_1_tables"] = compare_tables(work / "workers_1", work / "workers_2")
     if ray:
         result["ray_over_workers_2"] = round(result["ray_2"]["seconds"] / result["workers_2"]["seconds"], 3)
+        result["ray_over_workers_2_every_round"] = [round(r / w, 3) for r, w in zip(times["ray_2"], times["workers_2"])]
         result["ray_vs_workers_1_tables"] = compare_tables(work / "workers_1", work / "ray_2")
     return result
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy (Linux /proc/stat), Ray's processes included."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
 
 
 def committed(out: Path) -> tuple[int, int]:
@@ -240,6 +261,7 @@ def main() -> None:
     parser.add_argument("--model", default="accurate", help="accurate, compact or an ONNX file")
     parser.add_argument("--skip-ray", action="store_true", help="no Ray run (without the [ray] extra)")
     parser.add_argument("--smoke", action="store_true", help="4 photos, 1 short video, 40 resume images; no JSON")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the scaling runs (medians reported)")
     parser.add_argument("--json", type=Path, help="where to write the results (default: benchmarks/results/)")
     parser.add_argument("--work", type=Path, help="keep the archive and outputs here (default: a temporary folder)")
     args = parser.parse_args()
@@ -257,7 +279,7 @@ def main() -> None:
             "smoke": args.smoke,
             "model": args.model,
             "archive": {"photos": args.photos, "videos": args.videos, "video_frames": args.video_frames},
-            "scaling": scaling(archive, work, args.model, ray=not args.skip_ray),
+            "scaling": scaling(archive, work, args.model, ray=not args.skip_ray, repeat=args.repeat),
             "resume": resume(small, args.resume_images, work, args.model),
         }
     emit(result, result_path("batch", args.json, smoke=args.smoke))
