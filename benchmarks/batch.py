@@ -178,7 +178,8 @@ def compare_tables(a: Path, b: Path) -> dict:
 
 def scaling(archive: Path, work: Path, model: str, ray: bool, repeat: int = 1) -> dict:
     """The archive with each setting, ``repeat`` rounds in turn (one run of each per round), so
-    that a slow spell of a shared machine falls on every setting alike; medians compared."""
+    that a slow spell of a shared machine falls on every setting alike; medians compared. Each
+    setting's summary line and CPU figures are its last round's."""
     runs = [("workers_1", ["--workers", "1"]), ("workers_2", ["--workers", "2"])]
     if ray:
         runs.append(("ray_2", ["--ray", "--workers", "2"]))
