@@ -8,6 +8,9 @@ Training: img/s of one optimisation step (forward, backward, SGD) on batches of 
 random 48x48 faces, fp32 vs bfloat16 autocast + channels_last, per architecture.
 Inference: each shipped ONNX model (or those given with --model) through ONNX Runtime, ms per
 face at batch 1 and faces/s at batch 64, with one thread and with all cores, in one run.
+With ``--rounds N`` the models take turns N times and each figure is the median of its
+rounds, with the range: single timings on a shared machine drift by a third within an hour,
+so only models timed in turn can be compared.
 """
 
 from __future__ import annotations
@@ -85,6 +88,17 @@ def bench_onnx(model_path: str, threads: int) -> dict:
     }
 
 
+def _medians(runs: list[dict]) -> dict:
+    """One setting's rounds as one record: each timing's median over the rounds, and its range."""
+    merged = dict(runs[0])
+    for key in ("ms_per_face_batch1_median", "ms_per_face_batch1_p95", "faces_per_s_batch64"):
+        values = [run[key] for run in runs]
+        merged[key] = statistics.median(values)
+        if len(runs) > 1:
+            merged[key + "_rounds"] = [round(v, 3) for v in values]
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-train", action="store_true")
@@ -93,6 +107,7 @@ def main() -> None:
     )
     parser.add_argument("--archs", nargs="+", default=["seed2020", "vggface48", "sepface48"])
     parser.add_argument("--compile", action="store_true", help="also time bf16 + channels_last under torch.compile")
+    parser.add_argument("--rounds", type=int, default=1, help="time the models in turn this many times (medians)")
     args = parser.parse_args()
     result = {"machine": describe_machine()}
     if not args.skip_train:
@@ -110,7 +125,9 @@ def main() -> None:
     import onnxruntime
 
     result["onnxruntime"] = onnxruntime.__version__
-    result["inference"] = [bench_onnx(model, t) for model in args.model for t in (1, os.cpu_count() or 1)]
+    settings = [(model, t) for model in args.model for t in (1, os.cpu_count() or 1)]
+    rounds = [[bench_onnx(model, t) for model, t in settings] for _ in range(args.rounds)]
+    result["inference"] = [_medians([r[i] for r in rounds]) for i in range(len(settings))]
     print(json.dumps(result, indent=2))
 
 

@@ -221,3 +221,32 @@ def test_float_graph_recovers_the_float_model_from_int8(tiny_model, tmp_path):
     floats = EmotionClassifier(float_path).classify(faces[64:])
     # Only the weights' rounding to the int8 grid remains: far closer than the int8 model.
     assert np.abs(EmotionClassifier(recovered).classify(faces[64:]) - floats).max() < 0.02
+
+
+def test_one_channel_convolution_is_widened_with_the_same_outputs_bit_for_bit(tiny_model, tmp_path, monkeypatch):
+    from emolens.inference._ort import cpu_session, reference_session
+
+    float_path, plain_path, wide_path = tmp_path / "float.onnx", tmp_path / "plain.onnx", tmp_path / "wide.onnx"
+    export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
+    faces = np.random.default_rng(0).integers(0, 256, (160, 48, 48), dtype=np.uint8)
+    quantize_int8(float_path, wide_path, faces[:64], faces[64:96], min_agreement=0.0)
+    monkeypatch.setattr(quantize, "widen_one_channel_convs", lambda model: 0)
+    quantize_int8(float_path, plain_path, faces[:64], faces[64:96], min_agreement=0.0)
+
+    def first_conv_weights(path):
+        model = onnx.load(str(path))
+        conv = next(node for node in model.graph.node if node.op_type == "Conv")
+        dequantize = next(node for node in model.graph.node if node.output[0] == conv.input[1])
+        weights = next(i for i in model.graph.initializer if i.name == dequantize.input[0])
+        return onnx.numpy_helper.to_array(weights)
+
+    plain, wide = first_conv_weights(plain_path), first_conv_weights(wide_path)
+    assert plain.shape[1] == 1 and wide.shape[1] == quantize.WIDENED_CHANNELS
+    assert np.array_equal(wide[:, :1], plain) and not wide[:, 1:].any()
+    feed = {"faces": faces[96:].astype(np.float32)[:, None]}
+    for session in (cpu_session, reference_session):
+        assert np.array_equal(session(wide_path).run(None, feed)[0], session(plain_path).run(None, feed)[0])
+    recovered = float_graph(onnx.load(str(wide_path)))  # narrowed back: torch can load its weights
+    assert "Concat" not in {node.op_type for node in recovered.graph.node if node.output[0].endswith("_widened_input")}
+    conv = next(node for node in recovered.graph.node if node.op_type == "Conv")
+    assert next(i for i in recovered.graph.initializer if i.name == conv.input[1]).dims[1] == 1
