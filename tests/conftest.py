@@ -173,6 +173,19 @@ class RolledScores:
 FFMPEG = shutil.which("ffmpeg")
 
 
+def closed_by_server(ws, timeout: float = 15.0) -> bool:
+    """Read a ``simple_websocket`` client's messages until the server closes it (False: not within ``timeout``)."""
+    from simple_websocket import ConnectionClosed
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ws.receive(timeout=0.5)
+    except ConnectionClosed:
+        return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import StreamServer, free_port
+from conftest import StreamServer, closed_by_server, free_port
 from emolens.errors import SourceError
 from emolens.inference.sources import check_live_spec
 from emolens.inference.urls import mask_credentials
@@ -325,8 +325,11 @@ def test_a_real_stream_is_watched_once_for_two_viewers_and_survives_a_restart(
                 client.post(url + "/start")
                 back = next_state(ws, lambda m: m["frame"])
                 assert back["state"] == "live" and back["seq"] < 30  # the new worker's frames, from its first
+                ws.send(json.dumps({"type": "stop"}))  # the page leaves by asking; the server closes
+                assert closed_by_server(ws)
             finally:
-                ws.close()
+                if ws.connected:
+                    ws.close()
 
             stream.kill()
             dropped = wait_for(

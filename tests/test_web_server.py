@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import jpeg_bytes
+from conftest import closed_by_server, jpeg_bytes
 
 
 def _free_port() -> int:
@@ -139,8 +139,13 @@ def test_live_websocket(server, astronaut_bgr):
         ws.send(jpeg_bytes(astronaut_bgr[:, ::-1].copy()))
         answer = json.loads(ws.receive(timeout=30))
         assert [f["track_id"] for f in answer["faces"]] == [1]
+        # the page stops by asking: the server closes, so no answer can follow its close frame
+        ws.send(jpeg_bytes(astronaut_bgr))
+        ws.send(json.dumps({"type": "stop"}))
+        assert closed_by_server(ws)
     finally:
-        ws.close()
+        if ws.connected:
+            ws.close()
 
 
 def test_live_tracks_end_at_a_scene_cut(server, astronaut_bgr):

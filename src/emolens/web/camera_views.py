@@ -19,7 +19,7 @@ from emolens.inference.sources import check_live_spec
 from emolens.web.cameras import get_cameras
 from emolens.web.errors import ApiError
 from emolens.web.extensions import choose_model
-from emolens.web.live import sock
+from emolens.web.live import control_type, sock
 
 bp = Blueprint("cameras", __name__, url_prefix="/api/v1")
 
@@ -148,6 +148,8 @@ def view_camera(ws: Any, camera_id: str) -> None:
     watched = None
     try:
         while ws.connected:
+            if _stop_asked(ws.receive(timeout=0)):  # closed from here: see emolens.web.live
+                return
             worker = store.worker(camera_id)
             if worker is None:  # stopped or deleted: say so, and look again now and then
                 camera = store.get(camera_id)
@@ -157,9 +159,8 @@ def view_camera(ws: Any, camera_id: str) -> None:
                         json.dumps({"state": current[0], "reason": current[1], "seq": 0, "frame": False, "faces": []})
                     )
                     status = current
-                if camera is None:
+                if camera is None or _stop_asked(ws.receive(timeout=1.0)):  # also notices a closed socket
                     return
-                ws.receive(timeout=1.0)  # also notices a closed socket
                 continue
             if worker is not watched:  # started again: a new worker counts its frames from 1
                 watched, seq = worker, 0
@@ -183,6 +184,10 @@ def view_camera(ws: Any, camera_id: str) -> None:
                 seq, status = snapshot.seq, now
     except ConnectionClosed:
         return
+
+
+def _stop_asked(message: bytes | str | None) -> bool:
+    return isinstance(message, str) and control_type(message) == "stop"
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,13 @@ the newest, so a client that floods cannot build a queue. Frames are never store
 Every answer to a frame carries ``frame``: how many frames (binary messages) this connection
 had received up to the one answered, counting dropped ones. A page that resends after an
 answer took too long can so tell the late answer to an older frame from the one it waits for.
+
+Text messages are controls: ``{"type": "reset"}`` ends every track (the camera changed), and
+``{"type": "stop"}`` asks the server to close the connection. A page that stops should send
+that rather than close the socket itself: the answer to a frame can be on its way when the
+page's close arrives, and the WebSocket library's reader thread answers a close frame while
+this handler may be sending, so the answer can follow the server's close frame (browsers report
+"Data frame received after close"). Closed from this handler, no answer comes after the close.
 """
 
 from __future__ import annotations
@@ -45,18 +52,21 @@ def _newest(ws: Any, first: bytes | str) -> tuple[bytes | None, int, list[str]]:
     return frame, dropped, controls
 
 
-def _is_reset(message: str) -> bool:
+def control_type(message: str) -> str | None:
+    """The ``type`` of a control message (``{"type": "reset"}``), None for any other text."""
     try:
-        return message.strip().startswith("{") and json.loads(message).get("type") == "reset"
+        parsed = json.loads(message) if message.strip().startswith("{") else None
     except ValueError:
-        return False
+        return None
+    return parsed.get("type") if isinstance(parsed, dict) else None
 
 
 def _browser_frames(ws: Any, processor: StreamProcessor, limit: int) -> Iterator[Frame]:
     """The browser as a frame source: its newest JPEG per turn, decoded, with the frames dropped for it.
 
     Control messages are acted on here, before the frame that follows them; a frame too large
-    or undecodable gets an error message and is skipped. Ends when the browser disconnects.
+    or undecodable gets an error message and is skipped. Ends when the browser asks to stop
+    or disconnects.
     """
     received = 0  # binary messages so far, dropped ones included: the answers' "frame"
     start = time.time()
@@ -66,7 +76,10 @@ def _browser_frames(ws: Any, processor: StreamProcessor, limit: int) -> Iterator
             if message is None:
                 continue
             message, dropped, controls = _newest(ws, message)
-            if any(_is_reset(c) for c in controls):  # control messages: {"type": "reset"}
+            kinds = [control_type(c) for c in controls]
+            if "stop" in kinds:  # the page is done: the handler returns and closes the connection
+                return
+            if "reset" in kinds:
                 processor.reset()
             if message is None:
                 continue

@@ -99,7 +99,8 @@
   }
 
   function unview() {
-    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    if (ws) closeSocket(ws);
+    ws = null;
     viewing = null; history = []; followed = null;
     viewer.hidden = true;
     picture.hidden = true; picture.removeAttribute("src");

@@ -204,3 +204,14 @@ function bindFilePicker(drop, input, onFile) {
     if (e.dataTransfer.files[0]) onFile(e.dataTransfer.files[0]);
   });
 }
+
+// Ends a WebSocket to the server and drops its handlers. The server closes it when asked to
+// stop: closed from the page, a message already on its way could follow the server's close
+// frame, which the browser reports as an error. The page closes it only if the server has not
+// within 2 s.
+function closeSocket(socket) {
+  socket.onclose = socket.onmessage = socket.onerror = null;
+  if (socket.readyState !== WebSocket.OPEN) { socket.close(); return; }
+  socket.send(JSON.stringify({ type: "stop" }));
+  setTimeout(() => { if (socket.readyState !== WebSocket.CLOSED) socket.close(); }, 2000);
+}

@@ -141,7 +141,8 @@ function frameEncoder(workerUrl, quality) {
     running = false;
     clearTimeout(timer); clearInterval(ticker);
     stage = "idle"; showNotice("");
-    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    if (ws) closeSocket(ws);
+    ws = null;
     if (stream) stream.getTracks().forEach(t => t.stop());
     stream = null; video.srcObject = null;
     // Nothing from the camera stays on screen once it is off: no box, no card, no curve.
