@@ -107,6 +107,20 @@ def test_light_ramp_darkens_one_side_and_keeps_the_other():
     torch.testing.assert_close(untouched, x)
 
 
+def test_low_resolution_resamples_as_the_lowres_perturbation_does():
+    import numpy as np
+
+    from emolens.evaluation import perturb
+    from emolens.training.augment import _low_resolution
+
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    x = torch.from_numpy(faces.astype(np.float32) / 255).unsqueeze(1)
+    out = _low_resolution(x, torch.tensor([16.0, 16.0, 16.0]), torch.tensor([True, True, False]))
+    expected = perturb(faces[:2], "lowres:16").astype(np.float32)
+    assert np.abs(out[:2, 0].numpy() * 255 - expected).max() <= 1.5  # float against two 8-bit roundings
+    torch.testing.assert_close(out[2], x[2])  # not chosen: untouched
+
+
 def test_augment_overrides_are_typed_and_bad_ones_named():
     import pytest
 

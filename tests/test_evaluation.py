@@ -25,6 +25,7 @@ def faces() -> np.ndarray:
         ("jpeg", Perturbation("jpeg", 12, 12)),
         ("motion", Perturbation("motion", 7, 7)),
         ("ramp:0.3-0.8", Perturbation("ramp", 0.3, 0.8)),
+        ("lowres", Perturbation("lowres", 16, 24)),
     ],
 )
 def test_specs_are_parsed_and_written_back(spec, expected):
@@ -36,8 +37,10 @@ def test_specs_are_parsed_and_written_back(spec, expected):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("fog", "unknown perturbation 'fog'; choose from dark, noise, blur, jpeg, rotate, motion, ramp"),
+        ("fog", "unknown perturbation 'fog'; choose from dark, noise, blur, jpeg, rotate, motion, ramp, lowres"),
         ("ramp:1.5", "strength out of range"),
+        ("lowres:2", "strength out of range"),
+        ("lowres:64", "strength out of range"),
         ("noise:loud", "the strength must be a number or LOW-HIGH"),
         ("jpeg:0", "strength out of range"),
         ("blur:3-1", "strength out of range"),
@@ -83,6 +86,20 @@ def test_ramp_lights_one_corner_fully_and_the_opposite_one_at_one_minus_depth():
     lit = perturb(np.full((16, 48, 48), 200, np.uint8), "ramp:0.6").astype(float)
     assert np.allclose(lit.max(axis=(1, 2)), 200, atol=1) and np.allclose(lit.min(axis=(1, 2)), 80, atol=1)
     assert lit.reshape(16, -1).argmax(1).tolist() != [lit[0].argmax()] * 16  # directions drawn per face
+
+
+def test_lowres_keeps_a_face_at_full_size_and_drops_its_detail_when_small():
+    rng = np.random.default_rng(1)
+    detailed = rng.integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    np.testing.assert_array_equal(perturb(detailed, "lowres:48"), detailed)
+    small = perturb(detailed, "lowres:16")
+    expected = cv2.resize(
+        cv2.resize(detailed[0], (16, 16), interpolation=cv2.INTER_AREA), (48, 48), interpolation=cv2.INTER_CUBIC
+    )
+    np.testing.assert_array_equal(small[0], expected)
+    detail = [np.abs(cv2.Laplacian(f.astype(np.float32), cv2.CV_32F)).mean() for f in (detailed, small)]
+    assert detail[1] < detail[0] / 4
+    assert abs(small.mean() - detailed.mean()) < 2  # the light stays
 
 
 def test_the_suite_is_the_robustness_targets():

@@ -2,8 +2,9 @@
 
 ONNX models are evaluated with ONNX Runtime only; training checkpoints (``.pt``) need torch.
 The perturbations make the robustness targets measurable: darkened (gamma and exposure),
-noisy, blurred, JPEG-compressed and rotated copies of a split, motion-blurred and unevenly lit
-ones, at a strength given with the name (``noise:25``), generated deterministically from a seed.
+noisy, blurred, JPEG-compressed and rotated copies of a split, motion-blurred, unevenly lit
+and low-resolution ones, at a strength given with the name (``noise:25``), generated
+deterministically from a seed.
 """
 
 from __future__ import annotations
@@ -112,6 +113,16 @@ def _ramp(faces: np.ndarray, depth: np.ndarray, _p: Perturbation, rng: np.random
     return np.clip(faces * light, 0, 255).round().astype(np.uint8)
 
 
+def _lowres(faces: np.ndarray, side: np.ndarray, _p: Perturbation, _rng: np.random.Generator) -> np.ndarray:
+    """A small face: shrunk to ``side`` pixels (area), then upscaled back as the pipeline upscales a small crop."""
+    h, w = faces.shape[1:]
+    out = np.empty_like(faces)
+    for i, (face, size) in enumerate(zip(faces, side)):
+        small = cv2.resize(face, (int(round(size)),) * 2, interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return out
+
+
 _APPLY: dict[str, Callable[[np.ndarray, np.ndarray, Perturbation, np.random.Generator], np.ndarray]] = {
     "dark": _dark,
     "noise": _noise,
@@ -120,6 +131,7 @@ _APPLY: dict[str, Callable[[np.ndarray, np.ndarray, Perturbation, np.random.Gene
     "rotate": _rotate,
     "motion": _motion,
     "ramp": _ramp,
+    "lowres": _lowres,
 }
 # A bare name means these strengths (the first three as the perturbations were first defined).
 DEFAULT_STRENGTHS = {
@@ -130,6 +142,7 @@ DEFAULT_STRENGTHS = {
     "jpeg": "12",
     "motion": "7",
     "ramp": "0.6",
+    "lowres": "16-24",
 }
 # Poor cameras and poor light at the strengths the robustness targets are set at.
 ROBUSTNESS_SUITE = ("noise:25", "blur:1.5", "jpeg:12", "dark:2.2x0.45", "rotate:15-25")
@@ -152,7 +165,13 @@ def parse_perturbation(spec: str) -> Perturbation:
         gains = _range(gain) if gain else (1.0, 1.0)
     except ValueError:
         raise SettingsError(f"perturbation {spec!r}: the strength must be a number or LOW-HIGH") from None
-    if low > high or low < 0 or (name == "jpeg" and not 1 <= low <= high <= 100) or (name == "ramp" and high > 1):
+    if (
+        low > high
+        or low < 0
+        or (name == "jpeg" and not 1 <= low <= high <= 100)
+        or (name == "ramp" and high > 1)
+        or (name == "lowres" and not 4 <= low <= high <= 48)
+    ):
         raise SettingsError(f"perturbation {spec!r}: strength out of range")
     return Perturbation(name, low, high, gains)
 

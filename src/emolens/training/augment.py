@@ -6,9 +6,10 @@ sharpening (soft or over-processed cameras; FER2013's train split is also slight
 smoother than its test split), Gaussian noise, and random erasing (occlusion). The robust
 preset adds what poor cameras do to a face: defocus blur of 1-2 px, strong sensor noise,
 JPEG at low quality and dark exposures, each rounded back to 8 bits as a camera would.
-Two more are off by default and measured on their own (``emolens train --augment
-motion_p=0.3``): motion blur along a random direction (a head moving during the exposure) and
-uneven light, a brightness ramp across the face (a window or lamp to one side).
+Three more are off by default and measured on their own (``emolens train --augment
+motion_p=0.3``): motion blur along a random direction (a head moving during the exposure),
+uneven light, a brightness ramp across the face (a window or lamp to one side), and low
+resolution, a face seen small and upscaled back as the pipeline upscales small crops.
 
 Geometry and appearance are separate steps (:func:`augment_geometry`,
 :func:`augment_appearance`): distillation shows the teacher each geometric view, while the
@@ -55,6 +56,8 @@ class AugmentConfig:
     motion_length: tuple[float, float] = (3.0, 9.0)  # pixels the face moves during the exposure
     ramp_p: float = 0.0
     ramp_depth: tuple[float, float] = (0.3, 0.8)  # the far side's light falls to 1 - depth of the near side's
+    lowres_p: float = 0.0
+    lowres_side: tuple[float, float] = (12.0, 32.0)  # pixels across the face as the camera saw it
 
 
 # Poor cameras and poor light (issue targets: noise sigma 25, blur sigma 1.5, JPEG 12, gamma
@@ -158,6 +161,8 @@ def augment_appearance(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
     if cfg.motion_p > 0:
         length = _uniform(n, *cfg.motion_length, gen)
         x = _motion_blur(x, length, _uniform(n, 0, math.pi, gen), _chance(n, cfg.motion_p, gen))
+    if cfg.lowres_p > 0:
+        x = _low_resolution(x, _uniform(n, *cfg.lowres_side, gen), _chance(n, cfg.lowres_p, gen))
 
     # Blur (amount < 0) or sharpen (amount > 0): x + amount * (x - blur(x)).
     kernel = torch.tensor([1.0, 2.0, 1.0])
@@ -246,6 +251,20 @@ def _motion_blur(x: torch.Tensor, length: torch.Tensor, angle: torch.Tensor, cho
     blurred = F.conv2d(padded, kernel.view(k, 1, 2 * radius + 1, 2 * radius + 1), groups=k).reshape(k, 1, h, w)
     out = x.clone()
     out[index] = blurred
+    return out
+
+
+def _low_resolution(x: torch.Tensor, side: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Each chosen face shrunk to ``side`` pixels (area) and upscaled back (cubic), as
+    :func:`emolens.preprocess.to_gray48` upscales a crop smaller than 48 px; with OpenCV, so
+    training and ``emolens evaluate --perturb lowres`` resample alike."""
+    import cv2
+
+    out = x.clone()
+    h, w = x.shape[-2:]
+    for i in torch.nonzero(chosen).flatten().tolist():
+        small = cv2.resize(x[i, 0].numpy(), (int(round(float(side[i]))),) * 2, interpolation=cv2.INTER_AREA)
+        out[i, 0] = torch.from_numpy(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)).clamp(0, 1)
     return out
 
 
