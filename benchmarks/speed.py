@@ -89,7 +89,7 @@ def bench_onnx(model_path: str, threads: int) -> dict:
 
 
 def _medians(runs: list[dict]) -> dict:
-    """One setting's rounds as one record: each timing's median over the rounds, and its range."""
+    """One setting's rounds as one record: each timing's median over the rounds, and every round's value."""
     merged = dict(runs[0])
     for key in ("ms_per_face_batch1_median", "ms_per_face_batch1_p95", "faces_per_s_batch64"):
         values = [run[key] for run in runs]
