@@ -7,7 +7,8 @@ the source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches t
 picture goes through the whole pipeline a user gets (RetinaFace on the full picture, our
 crop, the classifier), as it is and degraded the way
 real cameras degrade it: darkened (gamma 2.2, then 45% exposure), shrunk until the face is
-about 40 px wide, JPEG at quality 15, and all three at once. A face counts as right when the
+about 40 px wide, JPEG at quality 15, and all three at once; and shrunk until the face is about
+24 px wide ("tiny": a face far from the camera, upscaled by the crop). A face counts as right when the
 detection that overlaps its box (IoU >= 0.3) gets its label; a face not found counts as wrong
 and is also counted apart. Each model also runs with the crop used before the measured
 FER2013 framing (the detector's box plus a 10% margin), to show what the framing changes.
@@ -34,6 +35,7 @@ from emolens.labels import EMOTIONS
 TRUTH = Path(__file__).with_name("wild_faces.json")
 IOU_MATCH = 0.3
 SMALL_FACE_PX = 40
+TINY_FACE_PX = 24
 
 
 def load_picture(folder: Path, name: str, time: float | None) -> np.ndarray:
@@ -61,9 +63,9 @@ def jpeg(image: np.ndarray, quality: int = 15) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 
 
-def shrink(image: np.ndarray, box: list[int]) -> tuple[np.ndarray, float]:
-    """The picture scaled so the face is about SMALL_FACE_PX wide (never enlarged), and the scale."""
-    scale = min(1.0, SMALL_FACE_PX / (box[2] - box[0]))
+def shrink(image: np.ndarray, box: list[int], face_px: int = SMALL_FACE_PX) -> tuple[np.ndarray, float]:
+    """The picture scaled so the face is about ``face_px`` wide (never enlarged), and the scale."""
+    scale = min(1.0, face_px / (box[2] - box[0]))
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
 
 
@@ -75,13 +77,14 @@ def variant(name: str) -> Callable[[np.ndarray, list[int]], tuple[np.ndarray, fl
         "small": ["small"],
         "jpeg 15": ["jpeg"],
         "dim + small + jpeg 15": ["dim", "small", "jpeg"],
+        "tiny": ["tiny"],
     }[name]
 
     def apply(image: np.ndarray, box: list[int]) -> tuple[np.ndarray, float]:
         scale = 1.0
         for step in steps:
-            if step == "small":
-                image, scale = shrink(image, box)
+            if step in ("small", "tiny"):
+                image, scale = shrink(image, box, SMALL_FACE_PX if step == "small" else TINY_FACE_PX)
             else:
                 image = dim(image) if step == "dim" else jpeg(image)
         return image, scale
@@ -89,7 +92,7 @@ def variant(name: str) -> Callable[[np.ndarray, list[int]], tuple[np.ndarray, fl
     return apply
 
 
-VARIANTS = ("as is", "dim", "small", "jpeg 15", "dim + small + jpeg 15")
+VARIANTS = ("as is", "dim", "small", "jpeg 15", "dim + small + jpeg 15", "tiny")
 
 
 def predict(recognizer: EmotionRecognizer, image: np.ndarray, box: np.ndarray) -> str | None:
