@@ -34,8 +34,7 @@ from emolens.labels import EMOTIONS
 
 TRUTH = Path(__file__).with_name("wild_faces.json")
 IOU_MATCH = 0.3
-SMALL_FACE_PX = 40
-TINY_FACE_PX = 24
+FACE_PX = {"small": 40, "tiny": 24}  # about how wide the face is once the picture is shrunk
 
 
 def load_picture(folder: Path, name: str, time: float | None) -> np.ndarray:
@@ -63,7 +62,7 @@ def jpeg(image: np.ndarray, quality: int = 15) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 
 
-def shrink(image: np.ndarray, box: list[int], face_px: int = SMALL_FACE_PX) -> tuple[np.ndarray, float]:
+def shrink(image: np.ndarray, box: list[int], face_px: int) -> tuple[np.ndarray, float]:
     """The picture scaled so the face is about ``face_px`` wide (never enlarged), and the scale."""
     scale = min(1.0, face_px / (box[2] - box[0]))
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
@@ -83,8 +82,8 @@ def variant(name: str) -> Callable[[np.ndarray, list[int]], tuple[np.ndarray, fl
     def apply(image: np.ndarray, box: list[int]) -> tuple[np.ndarray, float]:
         scale = 1.0
         for step in steps:
-            if step in ("small", "tiny"):
-                image, scale = shrink(image, box, SMALL_FACE_PX if step == "small" else TINY_FACE_PX)
+            if step in FACE_PX:
+                image, scale = shrink(image, box, FACE_PX[step])
             else:
                 image = dim(image) if step == "dim" else jpeg(image)
         return image, scale

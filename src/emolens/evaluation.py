@@ -19,6 +19,7 @@ import numpy as np
 
 from emolens.errors import SettingsError
 from emolens.metrics import classification_report, expected_calibration_error
+from emolens.preprocess import seen_small
 from emolens.results import UNCERTAIN_BELOW
 
 
@@ -114,12 +115,10 @@ def _ramp(faces: np.ndarray, depth: np.ndarray, _p: Perturbation, rng: np.random
 
 
 def _lowres(faces: np.ndarray, side: np.ndarray, _p: Perturbation, _rng: np.random.Generator) -> np.ndarray:
-    """A small face: shrunk to ``side`` pixels (area), then upscaled back as the pipeline upscales a small crop."""
-    h, w = faces.shape[1:]
+    """A small face: seen ``side`` pixels across, upscaled back as the pipeline upscales a small crop."""
     out = np.empty_like(faces)
     for i, (face, size) in enumerate(zip(faces, side)):
-        small = cv2.resize(face, (int(round(size)),) * 2, interpolation=cv2.INTER_AREA)
-        out[i] = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        out[i] = seen_small(face, int(round(size)))
     return out
 
 

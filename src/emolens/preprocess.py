@@ -75,6 +75,18 @@ def to_gray48(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
 
 
+def seen_small(face: np.ndarray, side: int) -> np.ndarray:
+    """``face`` as a camera that saw it ``side`` pixels across would give it to the model.
+
+    Shrunk by area averaging (the sensor), then upscaled back cubic as :func:`to_gray48`
+    upscales a crop smaller than 48 px; the same size and dtype (uint8 or float) as ``face``.
+    Evaluation's ``lowres`` perturbation and training's low-resolution augmentation both use it.
+    """
+    h, w = face.shape[:2]
+    small = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
 def to_model_input(faces: np.ndarray) -> np.ndarray:
     """Stack 48x48 uint8 faces into the model's input tensor: (n, 1, 48, 48) float32 in 0-255.
 

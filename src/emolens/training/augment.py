@@ -255,16 +255,13 @@ def _motion_blur(x: torch.Tensor, length: torch.Tensor, angle: torch.Tensor, cho
 
 
 def _low_resolution(x: torch.Tensor, side: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """Each chosen face shrunk to ``side`` pixels (area) and upscaled back (cubic), as
-    :func:`emolens.preprocess.to_gray48` upscales a crop smaller than 48 px; with OpenCV, so
-    training and ``emolens evaluate --perturb lowres`` resample alike."""
-    import cv2
+    """Each chosen face as seen ``side`` pixels across (:func:`emolens.preprocess.seen_small`,
+    which ``emolens evaluate --perturb lowres`` uses too)."""
+    from emolens.preprocess import seen_small
 
     out = x.clone()
-    h, w = x.shape[-2:]
     for i in torch.nonzero(chosen).flatten().tolist():
-        small = cv2.resize(x[i, 0].numpy(), (int(round(float(side[i]))),) * 2, interpolation=cv2.INTER_AREA)
-        out[i, 0] = torch.from_numpy(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)).clamp(0, 1)
+        out[i, 0] = torch.from_numpy(seen_small(x[i, 0].numpy(), int(round(float(side[i]))))).clamp(0, 1)
     return out
 
 
