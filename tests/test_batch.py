@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -183,6 +184,22 @@ def test_rerun_skips_finished_files_and_redoes_missing_or_changed_ones(archive, 
     assert "interview.mp4" in analysed  # other settings, other results: redone
 
 
+def test_a_file_is_redone_only_when_its_own_kinds_detection_size_changes(archive, settings, tmp_path, analysed):
+    out, images = tmp_path / "out", {"portrait.jpg", "group.png"}
+    run_batch([str(archive)], out, settings=replace(settings, detect_size=640), workers=1)
+    analysed.clear()
+    run_batch([str(archive)], out, settings=replace(settings, detect_size=640, photo_detect_size=960), workers=1)
+    assert images <= set(analysed) and "interview.mp4" not in analysed
+    analysed.clear()
+    run_batch([str(archive)], out, settings=replace(settings, detect_size=320, photo_detect_size=960), workers=1)
+    assert analysed == ["interview.mp4"]
+    analysed.clear()
+    run_batch(
+        [str(archive)], out, settings=replace(settings, detect_size=320, photo_detect_size=960, every_nth=2), workers=1
+    )
+    assert analysed == ["interview.mp4"]  # a photo has no frames to skip
+
+
 def test_workers_2_give_the_same_table_as_1(archive, settings, serial, tmp_path):
     pooled = run_batch([str(archive)], tmp_path / "out", settings=settings, workers=2)
     assert outcomes(pooled) == outcomes(serial)
@@ -310,6 +327,7 @@ def test_expand_inputs_reads_lists_globs_and_names_bad_inputs(archive, tmp_path)
         (["--workers", "0"], "--workers must be 1 or more, got 0"),
         (["--every", "0"], "--every must be 1 or more, got 0"),
         (["--detect-size", "10"], "--detect-size must be at least 64 pixels, got 10"),
+        (["--photo-detect-size", "10"], "--photo-detect-size must be at least 64 pixels, got 10"),
         (["--model", "nowhere.onnx"], "nowhere.onnx: no such model file"),
         (["--model", "{broken}", "--workers", "2"], "{broken}: cannot load ONNX model"),
     ],

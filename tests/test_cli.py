@@ -104,6 +104,7 @@ def test_evaluate_text_and_perturbation(trained, tiny_folder, capsys):
         (["video", "."], ". is a folder; give one video file"),
         (["train", "--data", ".", "--arch", "nope"], "unknown model 'nope'; choose from"),
         (["serve", "--workers", "0"], "--workers must be 1 or more, got 0"),
+        (["serve", "--photo-detect-size", "10"], "--photo-detect-size must be at least 64 pixels, got 10"),
         (["evaluate", "--data", ".", "--perturb", "fog:3"], "unknown perturbation 'fog'"),
         (["train", "--data", ".", "--augment", "fog_p=0.3"], "--augment 'fog_p=0.3': expected KEY=VALUE"),
     ],
@@ -155,6 +156,19 @@ def test_predict_detect_size(tiny_onnx, astronaut_bgr, tmp_path, capsys, monkeyp
         boxes.append(np.array(face["box"]))
     assert sizes == [(1024, 1024), (256, 256)]
     assert np.abs(boxes[0] - boxes[1]).max() <= 0.08 * (boxes[0][2] - boxes[0][0])
+
+
+def test_predict_detects_photos_at_1280_px_unless_told(tiny_onnx, phone_photo, tmp_path, capsys):
+    """A phone's group photo: its three ~75 px faces are found at the default size, lost at 640."""
+    import cv2
+
+    photo = tmp_path / "group.jpg"
+    cv2.imwrite(str(photo), phone_photo)
+    found = []
+    for extra in ([], ["--detect-size", "640"]):
+        assert main(["predict", str(photo), "--model", str(tiny_onnx), "--json", *extra]) == 0
+        found.append(len(json.loads(capsys.readouterr().out)[0]["faces"]))
+    assert found == [3, 0]
 
 
 def test_predict_bad_inputs(tiny_onnx, tmp_path, capsys):

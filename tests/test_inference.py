@@ -247,3 +247,27 @@ def test_create_detector_takes_each_detectors_own_options_and_refuses_others():
     assert build_recognizer(BatchSettings(detector="retinaface", threads=1)) is not None  # a batch worker's
     with pytest.raises(SettingsError, match="unknown haar detector option"):
         create_detector("haar", threads=1)
+
+
+def test_photos_are_detected_larger_than_video_frames(tiny_onnx, phone_photo):
+    """A phone's group photo shrunk to a video frame's 640 px loses its ~75 px faces; a photo is
+    detected at 1280 px, with the same RetinaFace session, while a stream keeps 640."""
+    recognizer = EmotionRecognizer(tiny_onnx)
+    assert (recognizer.photo_detector.max_side, recognizer.detector.max_side) == (1280, 640)
+    assert recognizer.photo_detector.session is recognizer.detector.session  # one model in memory
+    assert len(recognizer(phone_photo)) == 3
+    assert recognizer.for_stream()(phone_photo) == []
+
+
+def test_a_detector_passed_in_keeps_its_own_size_for_photos(tiny_onnx):
+    from emolens.errors import SettingsError
+    from emolens.inference.detector import create_detector
+
+    fast = create_detector("retinaface", max_side=320)  # the user asked for speed: photos too
+    assert EmotionRecognizer(tiny_onnx, detector=fast).photo_detector is fast
+    assert EmotionRecognizer(tiny_onnx, detector=fast, photo_detect_size=960).photo_detector.max_side == 960
+    haar = EmotionRecognizer(tiny_onnx, detector="haar", photo_detect_size=960)
+    assert (haar.photo_detector.max_side, haar.detector.max_side) == (960, 640)
+    assert haar.photo_detector._local is haar.detector._local  # the same per-thread cascades
+    with pytest.raises(SettingsError, match="at least 64 pixels, got 10"):
+        EmotionRecognizer(tiny_onnx, photo_detect_size=10)

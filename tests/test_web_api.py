@@ -55,10 +55,23 @@ def test_detector_options_reach_the_recognizer(app, client, astronaut_bgr):
         from emolens.web.extensions import get_recognizer
 
         recognizer = get_recognizer()
-        assert recognizer.detector.max_side == 256
+        assert recognizer.detector.max_side == recognizer.photo_detector.max_side == 256  # photos too, unless set
         # Many threads share these sessions: their threads must never spin (see _ort.cpu_session).
         for session in (recognizer.classifier.session, recognizer.detector.session):
             assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.parametrize(("settings", "faces"), [({}, 3), ({"PHOTO_DETECT_SIZE": 640}, 0)])
+def test_uploaded_photos_are_detected_at_1280_px(app, client, phone_photo, settings, faces):
+    """A phone's group photo keeps its small faces (detected at 1280 px) while the live camera
+    and video jobs keep 640 px; `emolens serve --photo-detect-size 640` gives the old answer."""
+    app.config.update(DETECTOR="retinaface", **settings)  # the server's default detector
+    r = client.post("/api/v1/images", data={"image": (io.BytesIO(jpeg_bytes(phone_photo)), "group.jpg")})
+    assert r.status_code == 200 and len(r.get_json()["faces"]) == faces
+    with app.app_context():
+        from emolens.web.extensions import get_recognizer
+
+        assert get_recognizer().detector.max_side == 640
 
 
 @pytest.mark.parametrize(
@@ -271,6 +284,7 @@ def test_pages_offer_the_shipped_models_and_the_model_page_shows_both_cards(clie
         ({"DETECTOR": "yolo"}, "unknown detector 'yolo'; choose from haar, retinaface"),
         ({"DETECTOR_OPTIONS": {"max_side": 32}}, "must be at least 64 pixels, got 32"),
         ({"DETECTOR_OPTIONS": {"size": 320}}, "unknown retinaface detector option(s) size"),
+        ({"PHOTO_DETECT_SIZE": 10}, "must be at least 64 pixels, got 10"),
         ({"MAX_WORKERS": -1}, "MAX_WORKERS must be a whole number, 0 or more; got -1"),
     ],
 )

@@ -42,6 +42,8 @@ class Server:
             str(model),
             "--detect-size",  # the flag's path from the command line to the live recognizer
             "320",
+            "--photo-detect-size",  # and this one's to the uploaded photos'
+            "1280",
         ] + (["--token", token] if token else [])
         # Its log goes to a file, not a pipe: nobody reads a pipe while it serves, and a full
         # one (one line per request) would block the server.
@@ -68,17 +70,20 @@ class Server:
             return json.loads(r.read())
 
     def post_video(self, data: bytes, name="clip.mp4"):
+        return self.post_file("videos", "video", data, name)
+
+    def post_file(self, collection: str, field: str, data: bytes, name: str):
         boundary = "emolensboundary"
         body = (
             (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="{name}"\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
                 f"Content-Type: application/octet-stream\r\n\r\n"
             ).encode()
             + data
             + f"\r\n--{boundary}--\r\n".encode()
         )
         req = urllib.request.Request(
-            self.base + "/api/v1/videos",
+            self.base + f"/api/v1/{collection}",
             data=body,
             method="POST",
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
@@ -146,6 +151,14 @@ def test_live_websocket(server, astronaut_bgr):
     finally:
         if ws.connected:
             ws.close()
+
+
+def test_serve_detects_uploaded_photos_at_their_own_size(server, phone_photo):
+    """`--photo-detect-size 1280` beside `--detect-size 320`: a phone's group photo keeps its ~75 px faces."""
+    import cv2
+
+    answer = server.post_file("images", "image", cv2.imencode(".jpg", phone_photo)[1].tobytes(), "group.jpg")
+    assert len(answer["faces"]) == 3
 
 
 def test_live_tracks_end_at_a_scene_cut(server, astronaut_bgr):

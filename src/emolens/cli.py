@@ -194,36 +194,52 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_detector_args(p: argparse.ArgumentParser) -> None:
+def _add_detector_args(p: argparse.ArgumentParser, sources: str) -> None:
+    """--detector and the detection sizes: ``sources`` is "photos" (predict), "video" (video,
+    watch) or "both" (batch, serve: --detect-size for video, --photo-detect-size for photos)."""
     # the registries' names, written out so that --help imports neither OpenCV nor torch (a test pins them)
     p.add_argument("--detector", default="retinaface", choices=["retinaface", "haar"])
-    p.add_argument(
-        "--detect-size",
-        type=int,
-        metavar="PX",
-        help="detect on frames downscaled to this longer side (default 640): 320 is ~3x faster"
+    size_help = {
+        "photos": "detect on photos shrunk to this longer side (default 1280; smaller is faster, misses small faces)",
+        "video": "detect on frames shrunk to this longer side (default 640): 320 is ~3x faster"
         " but may miss faces under ~40 px in a 640x480 frame",
-    )
+        "both": "detect on video frames shrunk to this longer side (default 640; 320 is ~3x faster), and on"
+        " photos too unless --photo-detect-size is given",
+    }[sources]
+    p.add_argument("--detect-size", type=int, metavar="PX", help=size_help)
+    if sources == "both":
+        p.add_argument(
+            "--photo-detect-size",
+            type=int,
+            metavar="PX",
+            help="detect on photos shrunk to this longer side (default: --detect-size if given, else 1280)",
+        )
+
+
+def _detect_size(args: argparse.Namespace, flag: str = "--detect-size") -> int | None:
+    """A detection size flag's value, None when not given; refused under the smallest useful size."""
+    from emolens.inference.detector import MIN_DETECT_SIDE
+
+    side = getattr(args, flag[2:].replace("-", "_"), None)
+    if side is not None and side < MIN_DETECT_SIDE:
+        raise SettingsError(f"{flag} must be at least {MIN_DETECT_SIDE} pixels, got {side}")
+    return side
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
-    from emolens.inference.detector import MIN_DETECT_SIDE
-
-    if args.detect_size is None:
-        return {}
-    if args.detect_size < MIN_DETECT_SIDE:
-        raise SettingsError(f"--detect-size must be at least {MIN_DETECT_SIDE} pixels, got {args.detect_size}")
-    return {"max_side": args.detect_size}
+    side = _detect_size(args)
+    return {} if side is None else {"max_side": side}
 
 
 def _recognizer(args: argparse.Namespace, *, spinning: bool = True) -> EmotionRecognizer:
-    from emolens.inference.detector import create_detector
+    from emolens.inference.detector import create_detector, photo_detect_side
     from emolens.inference.recognizer import EmotionRecognizer
     from emolens.shipped import DEFAULT_MODEL, STREAM_MODEL
 
     model = args.model or (STREAM_MODEL if args.func in (_cmd_video, _cmd_watch) else DEFAULT_MODEL)
     detector = create_detector(args.detector, spinning=spinning, **_detector_options(args))
-    return EmotionRecognizer(model, detector=detector, spinning=spinning)
+    photo_side = photo_detect_side(_detect_size(args, "--photo-detect-size"), _detect_size(args))
+    return EmotionRecognizer(model, detector=detector, spinning=spinning, photo_detect_size=photo_side)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -356,7 +372,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         model=args.model,
         detector=args.detector,
-        detect_size=_detector_options(args).get("max_side"),
+        detect_size=_detect_size(args),
+        photo_detect_size=_detect_size(args, "--photo-detect-size"),
         every_nth=args.every,
         annotate=args.annotate,
     )
@@ -403,6 +420,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         "JOB_RETENTION_DAYS": args.retention_days,
         "DETECTOR": args.detector,
         "DETECTOR_OPTIONS": _detector_options(args),
+        "PHOTO_DETECT_SIZE": _detect_size(args, "--photo-detect-size"),
     }
     if args.data_dir:
         settings["DATA_DIR"] = args.data_dir
@@ -576,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos, or folders of photos (searched recursively)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--annotate", metavar="DIR", help="write annotated copies into DIR")
-    _add_detector_args(p)
+    _add_detector_args(p, "photos")
     p.add_argument("--model", help="compact, accurate (default) or an ONNX file")
     p.set_defaults(func=_cmd_predict)
 
@@ -594,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="search the whole frame for new faces every N frames, between only around known ones (1: always)",
     )
-    _add_detector_args(p)
+    _add_detector_args(p, "video")
     p.add_argument("--model", help="accurate (default), compact or an ONNX file")
     p.set_defaults(func=_cmd_video)
 
@@ -615,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (made if missing)")
     p.add_argument("--model", help="accurate (default), compact or an ONNX file")
-    _add_detector_args(p)
+    _add_detector_args(p, "both")
     p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every Nth frame of videos")
     p.add_argument("--annotate", action="store_true", help="also write annotated copies (PNG, H.264 MP4)")
     p.add_argument("--workers", type=int, metavar="N", help="processes, each with its own models (default: the cores)")
@@ -655,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=10, metavar="S", help="seconds to wait for a stream to open or send data (10)"
     )
-    _add_detector_args(p)
+    _add_detector_args(p, "video")
     p.add_argument("--model", help="accurate (default), compact or an ONNX file")
     p.set_defaults(func=_cmd_watch)
 
@@ -669,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one model for everything: accurate (default), compact or an ONNX file; pages and API"
         " requests may still choose a shipped model by name",
     )
-    _add_detector_args(p)
+    _add_detector_args(p, "both")
     p.add_argument("--workers", type=int, default=1, help="video jobs processed at once")
     p.add_argument("--retention-days", type=float, default=7, help="delete jobs and their files after this long")
     p.add_argument("--threads", type=int, default=32, help="request threads (each live client holds one)")

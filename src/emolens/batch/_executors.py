@@ -107,7 +107,13 @@ class Retries:
         size, mtime_ns = file_key(item.path) or (None, None)
         error = f"{item.path}: the worker died while analysing it, {MAX_ATTEMPTS} times (a crash, or out of memory)"
         return FileOutcome(
-            item.path, item.kind, "failed", error, size=size, mtime_ns=mtime_ns, settings=self.settings.fingerprint()
+            item.path,
+            item.kind,
+            "failed",
+            error,
+            size=size,
+            mtime_ns=mtime_ns,
+            settings=self.settings.fingerprint(item.kind),
         )
 
 

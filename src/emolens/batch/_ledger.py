@@ -7,7 +7,7 @@ folders (deleted by the next run), and the next run redoes exactly the files wit
 
 A finished file is skipped when its ``status.json`` matches the file as it is now: same
 resolved path, size and modification time (ns), and the same settings that shape results
-(model, detector, frame step, annotation). Anything else is redone.
+(model, detector, detection size, frame step, annotation). Anything else is redone.
 """
 
 from __future__ import annotations

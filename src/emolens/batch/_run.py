@@ -121,7 +121,6 @@ def run_batch(
     if stale:
         logger.info("removed %d unfinished folder(s) of an interrupted run", stale)
     items = expand_inputs(inputs, exclude=out)
-    fingerprint = settings.fingerprint()
     outcomes: dict[str, FileOutcome] = {}
     todo: list[InputFile] = []
     for item in items:
@@ -131,7 +130,7 @@ def run_batch(
             if on_file:
                 on_file(outcomes[item.path])
             continue
-        earlier = ledger.finished(item.path, fingerprint)
+        earlier = ledger.finished(item.path, settings.fingerprint(item.kind))
         if earlier is not None and not (retry_failed and earlier.status == "failed"):
             outcomes[item.path] = earlier
             if on_file:

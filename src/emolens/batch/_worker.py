@@ -36,7 +36,9 @@ class BatchSettings:
     Args:
         model: a shipped model's name (``compact``, ``accurate``) or an ONNX file; None: accurate.
         detector: ``retinaface`` or ``haar``.
-        detect_size: detect on frames downscaled to this longer side (None: the detector's default).
+        detect_size: detect on video frames shrunk to this longer side (None: the detector's 640).
+        photo_detect_size: detect on images shrunk to this longer side (None: ``detect_size``
+            if set, else 1280; see :func:`~emolens.inference.detector.photo_detect_side`).
         every_nth: analyse every Nth frame of a video.
         annotate: also write annotated copies (PNG for images, H.264 MP4 for videos).
         threads: ONNX Runtime threads per model (0: all cores; workers use 1 each).
@@ -45,6 +47,7 @@ class BatchSettings:
     model: str | None = None
     detector: str = "retinaface"
     detect_size: int | None = None
+    photo_detect_size: int | None = None
     every_nth: int = 1
     annotate: bool = False
     threads: int = 0
@@ -54,21 +57,29 @@ class BatchSettings:
             raise SettingsError(f"every_nth must be 1 or more, got {self.every_nth}")
         from emolens.inference.detector import check_detector
 
-        check_detector(self.detector, {} if self.detect_size is None else {"max_side": self.detect_size})
+        for side in (self.detect_size, self.photo_detect_size):
+            check_detector(self.detector, {} if side is None else {"max_side": side})
 
-    def fingerprint(self) -> dict:
-        """The settings that shape results: a finished file is reused only under the same ones."""
+    def fingerprint(self, kind: str) -> dict:
+        """The settings that shape the results of a file of ``kind`` (``image`` or ``video``):
+        a finished file is reused only under the same ones. An image's hold the detection size
+        it was analysed at and no frame step; a video's hold its frames' size, not the images'."""
+        from emolens.inference.detector import photo_detect_side
         from emolens.shipped import resolve_model
 
         out = asdict(self)
         out.pop("threads")
+        out.pop("photo_detect_size")
         out["model"] = str(resolve_model(self.model).resolve())
+        if kind == "image":
+            out["detect_size"] = photo_detect_side(self.photo_detect_size, self.detect_size)
+            out.pop("every_nth")
         return out
 
 
 def build_recognizer(settings: BatchSettings) -> EmotionRecognizer:
     """The recognizer a worker keeps for all its files (one model load per worker)."""
-    from emolens.inference.detector import create_detector
+    from emolens.inference.detector import create_detector, photo_detect_side
     from emolens.inference.recognizer import EmotionRecognizer
     from emolens.shipped import DEFAULT_MODEL
 
@@ -78,7 +89,12 @@ def build_recognizer(settings: BatchSettings) -> EmotionRecognizer:
     if settings.detector == "retinaface" and settings.threads:
         options["threads"] = settings.threads
     detector = create_detector(settings.detector, **options)
-    return EmotionRecognizer(settings.model or DEFAULT_MODEL, detector=detector, threads=settings.threads)
+    return EmotionRecognizer(
+        settings.model or DEFAULT_MODEL,
+        detector=detector,
+        threads=settings.threads,
+        photo_detect_size=photo_detect_side(settings.photo_detect_size, settings.detect_size),
+    )
 
 
 def analyze_file(
@@ -100,7 +116,7 @@ def analyze_file(
     started = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
     key = file_key(item.path)
-    outcome = FileOutcome(item.path, item.kind, "ok", settings=settings.fingerprint())
+    outcome = FileOutcome(item.path, item.kind, "ok", settings=settings.fingerprint(item.kind))
     if key is not None:
         outcome.size, outcome.mtime_ns = key
     try:

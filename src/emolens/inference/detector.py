@@ -7,6 +7,7 @@ first (which recovers dim faces), and overlapping boxes are merged.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import threading
@@ -301,6 +302,12 @@ DETECTORS = {"haar": HaarFaceDetector, "retinaface": RetinaFaceDetector}
 
 MIN_DETECT_SIDE = 64  # below this even a close face is too few pixels for either detector
 
+# Photos are detected larger than video frames: a 4000x3000 phone photo shrunk to 640 px loses
+# every face under ~80 px wide (a group photo's), at 1280 only those under ~63 px, for one
+# detection of ~90 ms instead of ~45 (benchmarks/big_photo.py); a frame of 1280 px or less is
+# not shrunk at all. Video keeps 640, where every frame's detection counts.
+PHOTO_DETECT_SIDE = 1280
+
 
 def check_detector(name: str, options: dict[str, Any]) -> None:
     """Refuse an unknown detector or option, or a bad size, before anything is loaded: the CLI's
@@ -320,6 +327,31 @@ def check_detector(name: str, options: dict[str, Any]) -> None:
     side = options.get("max_side")
     if side is not None and (not isinstance(side, int) or side < MIN_DETECT_SIDE):
         raise SettingsError(f"the detection size (max_side) must be at least {MIN_DETECT_SIDE} pixels, got {side!r}")
+
+
+def photo_detect_side(photo: int | None, video: int | None) -> int:
+    """The size photos are detected at where a tool has both settings (``--photo-detect-size``
+    and ``--detect-size``): the photos' own if set, else the one set for video frames (a user who
+    shrank detection for speed keeps that speed), else :data:`PHOTO_DETECT_SIDE`."""
+    return photo or video or PHOTO_DETECT_SIDE
+
+
+def with_max_side(detector: FaceDetector, max_side: int | None) -> FaceDetector:
+    """``detector`` shrinking frames to ``max_side`` instead, sharing its models (the same
+    RetinaFace session, the same per-thread cascades); None, or a detector not emolens's own
+    (which has no such setting), gives ``detector`` itself.
+
+    Raises:
+        SettingsError: ``max_side`` is under :data:`MIN_DETECT_SIDE`.
+    """
+    if max_side is None or not isinstance(detector, (HaarFaceDetector, RetinaFaceDetector)):
+        return detector
+    check_detector("haar" if isinstance(detector, HaarFaceDetector) else "retinaface", {"max_side": max_side})
+    if max_side == detector.max_side:
+        return detector
+    resized = copy.copy(detector)
+    resized.max_side = max_side
+    return resized
 
 
 def create_detector(name: str = "retinaface", *, spinning: bool = True, **kwargs: Any) -> FaceDetector:

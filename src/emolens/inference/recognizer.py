@@ -7,7 +7,13 @@ import os
 import numpy as np
 
 from emolens.inference.classifier import EmotionClassifier
-from emolens.inference.detector import FaceDetector, as_face_detector, create_detector
+from emolens.inference.detector import (
+    PHOTO_DETECT_SIDE,
+    FaceDetector,
+    as_face_detector,
+    create_detector,
+    with_max_side,
+)
 from emolens.inference.stream import StreamDetector
 from emolens.preprocess import check_frame, crop_face
 from emolens.results import FaceBox, FaceResult
@@ -30,11 +36,20 @@ def _xyxy(box: np.ndarray) -> tuple[int, int, int, int]:
 class EmotionRecognizer:
     """Find every face in a frame and classify its expression, all faces in one batch.
 
+    Calling it treats the frame as a photo; :meth:`for_stream` gives the recognizer for a
+    video's or camera's frames. The two differ in the size the detector shrinks a frame to:
+    a photo is detected at up to ``photo_detect_size`` pixels (1280 by default), where a
+    phone's group photo still shows its faces, while a video frame keeps the detector's own
+    size (640 by default), since every frame's detection counts.
+
     Thread-safe: ONNX Runtime sessions are shared, a Haar cascade is kept per thread.
 
     Args:
         model_path: emolens ONNX model; default the shipped one.
         detector: a detector name (``"retinaface"``, ``"haar"``) or an object with ``detect(frame)``.
+        photo_detect_size: the longer side photos are shrunk to for detection. None: 1280
+            for a detector named here; a detector object passed in keeps its own size for
+            photos too (``create_detector("retinaface", max_side=320)`` asks for speed).
         margin: extra border around each detected face, as a fraction of its side, for
             detectors whose boxes have no measured ``framing`` (RetinaFace's has).
         threads: ONNX Runtime intra-op threads (0: all cores).
@@ -55,16 +70,19 @@ class EmotionRecognizer:
         margin: float = 0.1,
         threads: int = 0,
         spinning: bool = True,
+        photo_detect_size: int | None = None,
     ):
         self.classifier = EmotionClassifier(model_path, threads=threads, spinning=spinning)
         if isinstance(detector, str):
             detector = create_detector(detector, spinning=spinning)
+            photo_detect_size = photo_detect_size or PHOTO_DETECT_SIDE
         self.detector = as_face_detector(detector)
+        self.photo_detector = with_max_side(self.detector, photo_detect_size)
         self.margin = margin
 
     def __call__(self, frame: np.ndarray) -> list[FaceResult]:
-        """Faces in a BGR (or gray/BGRA) uint8 frame, largest first."""
-        return self._recognize(frame, self.detector)
+        """Faces in a photo: a BGR (or gray/BGRA) uint8 frame, largest first."""
+        return self._recognize(frame, self.photo_detector)
 
     def _recognize(self, frame: np.ndarray, detector: FaceDetector | StreamDetector) -> list[FaceResult]:
         check_frame(frame)

@@ -68,6 +68,8 @@ def _check_settings(config: dict) -> None:
     from emolens.inference.detector import check_detector
 
     check_detector(config["DETECTOR"], config["DETECTOR_OPTIONS"])
+    if config["PHOTO_DETECT_SIZE"] is not None:
+        check_detector(config["DETECTOR"], {"max_side": config["PHOTO_DETECT_SIZE"]})
     for name in ("MAX_WORKERS", "MAX_CAMERAS"):
         if not isinstance(config[name], int) or config[name] < 0:
             raise SettingsError(f"{name} must be a whole number, 0 or more; got {config[name]!r}")

@@ -3,7 +3,8 @@
 IMAGE_MODEL = "accurate"  # a shipped model's name or an ONNX file: images
 STREAM_MODEL = "accurate"  # videos and the live camera (requests may choose another shipped model by name)
 DETECTOR = "retinaface"
-DETECTOR_OPTIONS: dict = {}  # e.g. {"max_side": 320}: `emolens serve --detect-size 320`
+DETECTOR_OPTIONS: dict = {}  # e.g. {"max_side": 320}: `emolens serve --detect-size 320` (video, live, cameras)
+PHOTO_DETECT_SIZE = None  # uploaded images' detection size; None: DETECTOR_OPTIONS' max_side if set, else 1280
 DATA_DIR = None  # None: the user's data directory (platformdirs)
 TOKEN = None  # or the EMOLENS_TOKEN environment variable; None = open
 MAX_CONTENT_LENGTH = 200 * 1024 * 1024  # bytes per request (413 above)

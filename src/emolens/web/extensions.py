@@ -6,7 +6,7 @@ import threading
 
 from flask import Flask, current_app
 
-from emolens.inference.detector import create_detector
+from emolens.inference.detector import create_detector, photo_detect_side
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.shipped import SHIPPED_MODELS
 from emolens.web.errors import ApiError
@@ -43,7 +43,10 @@ def get_recognizer(model: str | None = None) -> EmotionRecognizer:
                 if "emolens_detector" not in ext:  # one detector (thread-safe) for every model
                     options = config["DETECTOR_OPTIONS"]
                     ext["emolens_detector"] = create_detector(config["DETECTOR"], spinning=False, **options)
-                recognizers[model] = EmotionRecognizer(model, detector=ext["emolens_detector"], spinning=False)
+                photo_side = photo_detect_side(config["PHOTO_DETECT_SIZE"], config["DETECTOR_OPTIONS"].get("max_side"))
+                recognizers[model] = EmotionRecognizer(
+                    model, detector=ext["emolens_detector"], spinning=False, photo_detect_size=photo_side
+                )
     return recognizers[model]
 
 
