@@ -122,10 +122,13 @@ def main() -> None:
     parser.add_argument(
         "--shipped-framing", action="store_true", help="crop with the detector's shipped mapping instead of fitting one"
     )
+    parser.add_argument(
+        "--enlarge-below", type=int, default=320, metavar="PX", help="enlarge smaller pictures to this (0: never)"
+    )
     args = parser.parse_args()
-    detector = create_detector("retinaface")
+    detector = create_detector("retinaface", enlarge_below=args.enlarge_below)
     train, test = load_split(args.data, "train"), load_split(args.data, "test")
-    result: dict = {"machine": describe_machine()}
+    result: dict = {"machine": describe_machine(), "enlarge_below": args.enlarge_below}
     if args.shipped_framing:
         framing = detector.framing
         result["mapping"] = "shipped: " + repr(framing)

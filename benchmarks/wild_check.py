@@ -148,6 +148,9 @@ def main() -> None:
         metavar="PX",
         help="the longer side pictures are detected at (default: the photos' 1280, what predict and uploads use)",
     )
+    parser.add_argument(
+        "--enlarge-below", type=int, default=320, metavar="PX", help="enlarge smaller pictures to this (0: never)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     truth = json.loads(TRUTH.read_text())
@@ -160,10 +163,11 @@ def main() -> None:
         "labels": labels,
         "columns": list(EMOTIONS),
         "photo_detect_size": args.photo_detect_size,
+        "enlarge_below": args.enlarge_below,
     }
     for model in args.models:
         for framing in (True, False):
-            detector = create_detector("retinaface")
+            detector = create_detector("retinaface", enlarge_below=args.enlarge_below)
             if not framing:
                 detector.framing = None  # the box plus EmotionRecognizer's 10% margin, as before
             recognizer = EmotionRecognizer(model, detector=detector, photo_detect_size=args.photo_detect_size)

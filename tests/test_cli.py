@@ -141,8 +141,8 @@ def test_predict_detect_size(tiny_onnx, astronaut_bgr, tmp_path, capsys, monkeyp
 
     prepare, sizes = RetinaFaceDetector._prepare, []
 
-    def spy(self, frame):
-        blob, scale = prepare(self, frame)
+    def spy(self, frame, **kwargs):
+        blob, scale = prepare(self, frame, **kwargs)
         sizes.append(blob.shape[2:])
         return blob, scale
 

@@ -8,7 +8,7 @@ import pytest
 
 from emolens.errors import ImageDecodeError, ImageTooLargeError
 from emolens.inference.annotate import draw_results
-from emolens.inference.detector import HaarFaceDetector, create_detector, merge_overlapping
+from emolens.inference.detector import HaarFaceDetector, RetinaFaceDetector, create_detector, merge_overlapping
 from emolens.inference.images import decode_image, read_image
 from emolens.inference.recognizer import EmotionRecognizer
 from emolens.labels import EMOTIONS
@@ -271,3 +271,43 @@ def test_a_detector_passed_in_keeps_its_own_size_for_photos(tiny_onnx):
     assert haar.photo_detector._local is haar.detector._local  # the same per-thread cascades
     with pytest.raises(SettingsError, match="at least 64 pixels, got 10"):
         EmotionRecognizer(tiny_onnx, photo_detect_size=10)
+
+
+def _face_filling(astronaut_bgr: np.ndarray, rows: slice, cols: slice, side: int) -> np.ndarray:
+    """A gray picture that the astronaut's face fills, ``side`` px square (as a FER2013 face does)."""
+    gray = cv2.cvtColor(astronaut_bgr[rows, cols], cv2.COLOR_BGR2GRAY)
+    return cv2.resize(gray, (side, side), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("side", [48, 64])
+def test_a_face_that_fills_a_small_picture_is_found(astronaut_bgr, side):
+    """RetinaFace misses a face filling a 48-64 px picture at that size, and finds it with the
+    picture enlarged to 320 px; the box comes back in the picture's own pixels."""
+    face = _face_filling(astronaut_bgr, slice(40, 250), slice(130, 340), side)
+    assert len(RetinaFaceDetector(enlarge_below=0).detect(face).boxes) == 0
+    (box,) = RetinaFaceDetector().detect(face).boxes
+    assert 0 <= box[0] < box[2] <= side and 0 <= box[1] < box[3] <= side and box[2] - box[0] > side / 3
+
+
+def test_haar_enlarges_small_pictures_too(astronaut_bgr):
+    face = _face_filling(astronaut_bgr, slice(60, 230), slice(150, 320), 64)
+    assert len(HaarFaceDetector(enlarge_below=0).detect(face).boxes) == 0
+    assert len(HaarFaceDetector().detect(face).boxes) == 1
+
+
+def test_a_streams_regions_keep_their_size(astronaut_bgr, monkeypatch):
+    """The 128 px regions a stream searches around known faces are not enlarged (that would
+    cost 6x their detection); a whole 128 px frame is."""
+    prepare, sizes = RetinaFaceDetector._prepare, []
+
+    def spy(self, frame, **kwargs):
+        blob, scale = prepare(self, frame, **kwargs)
+        sizes.append(blob.shape[2:])
+        return blob, scale
+
+    monkeypatch.setattr(RetinaFaceDetector, "_prepare", spy)
+    detector, region = RetinaFaceDetector(), cv2.resize(astronaut_bgr, (128, 128), interpolation=cv2.INTER_AREA)
+    detector.detect_many([region])
+    detector.detect_many([region, region])
+    detector.detect(region)
+    assert sizes == [(128, 128)] * 3 + [(320, 320)]

@@ -13,14 +13,16 @@ from emolens.inference.tracker import iou
 
 
 class CountingDetector:
-    """Wraps a detector and records the size of every image it is given."""
+    """Wraps a detector and records the size of every image it is given; it has only
+    ``detect``, so a stream gives it its regions one by one. Each runs alone through the wrapped
+    detector at its own size, as the stream's regions do (a small whole frame would be enlarged)."""
 
     def __init__(self, detector):
         self.detector, self.sizes = detector, []
 
     def detect(self, image):
         self.sizes.append(image.shape[:2])
-        return self.detector.detect(image)
+        return self.detector.detect_many([image])[0]
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +128,7 @@ def test_regions_in_one_batched_run_find_what_one_run_each_finds(retinaface, ast
     ]
     batched = retinaface.detect_many(crops)
     for crop, (boxes, scores) in zip(crops, batched):
-        expected, expected_scores = retinaface.detect(crop)
+        ((expected, expected_scores),) = retinaface.detect_many([crop])  # one run for this region alone
         assert len(boxes) == len(expected)
         if len(boxes):
             assert iou(boxes, expected)[0, 0] > 0.9
