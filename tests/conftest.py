@@ -108,6 +108,22 @@ def phone_photo(astronaut_bgr) -> np.ndarray:
 
 
 @pytest.fixture
+def retinaface_input_sizes(monkeypatch) -> list[tuple[int, int]]:
+    """The (height, width) of every input RetinaFace is given while the test runs, in order."""
+    from emolens.inference.detector import RetinaFaceDetector
+
+    prepare, sizes = RetinaFaceDetector._prepare, []
+
+    def spy(self, frame, **kwargs):
+        blob, scale = prepare(self, frame, **kwargs)
+        sizes.append(blob.shape[2:])
+        return blob, scale
+
+    monkeypatch.setattr(RetinaFaceDetector, "_prepare", spy)
+    return sizes
+
+
+@pytest.fixture
 def app(tmp_path, tiny_onnx):
     from emolens.web import create_app
 
