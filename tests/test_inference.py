@@ -297,9 +297,17 @@ def test_haar_enlarges_small_pictures_too(astronaut_bgr):
 
 def test_a_streams_regions_keep_their_size(astronaut_bgr, retinaface_input_sizes):
     """The 128 px regions a stream searches around known faces are not enlarged (that would
-    cost 6x their detection); a whole 128 px frame is."""
+    cost 6x their detection); a whole 128 px frame whose face is small is searched at its own
+    size, then enlarged."""
     detector, region = RetinaFaceDetector(), cv2.resize(astronaut_bgr, (128, 128), interpolation=cv2.INTER_AREA)
     detector.detect_many([region])
     detector.detect_many([region, region])
     detector.detect(region)
-    assert retinaface_input_sizes == [(128, 128)] * 3 + [(320, 320)]
+    assert retinaface_input_sizes == [(128, 128)] * 4 + [(320, 320)]
+
+
+def test_a_small_picture_that_shows_a_big_face_keeps_its_size(astronaut_bgr, retinaface_input_sizes):
+    """A face over 100 px tall is boxed at the picture's own size: enlarging would only move its box."""
+    face = _face_filling(astronaut_bgr, slice(40, 250), slice(130, 340), 210)
+    (box,) = RetinaFaceDetector().detect(face).boxes
+    assert retinaface_input_sizes == [(210, 210)] and box[3] - box[1] >= 100
