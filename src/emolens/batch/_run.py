@@ -121,6 +121,7 @@ def run_batch(
     if stale:
         logger.info("removed %d unfinished folder(s) of an interrupted run", stale)
     items = expand_inputs(inputs, exclude=out)
+    fingerprints = {kind: settings.fingerprint(kind) for kind in ("image", "video")}  # once, not per file
     outcomes: dict[str, FileOutcome] = {}
     todo: list[InputFile] = []
     for item in items:
@@ -130,7 +131,7 @@ def run_batch(
             if on_file:
                 on_file(outcomes[item.path])
             continue
-        earlier = ledger.finished(item.path, settings.fingerprint(item.kind))
+        earlier = ledger.finished(item.path, fingerprints[item.kind])
         if earlier is not None and not (retry_failed and earlier.status == "failed"):
             outcomes[item.path] = earlier
             if on_file:
