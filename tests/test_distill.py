@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from conftest import synthetic_faces
+from emolens.errors import SettingsError
 from emolens.training import distill
+from emolens.training import train as train_module
 from emolens.training.augment import AugmentConfig
 from emolens.training.config import TrainConfig
 from emolens.training.distill import TeacherTargets, cached_teacher_targets, distillation_loss
@@ -72,3 +74,35 @@ def test_a_missing_teacher_is_named(tiny_folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="--teacher: no model file .*nope.onnx"):
         train(TrainConfig(data=str(tiny_folder), out=str(tmp_path / "r"), arch="vggface48_tiny", epochs=1,
                           threads=1, bf16=False, teacher=str(tmp_path / "nope.onnx")))  # fmt: skip
+
+
+def test_an_online_teacher_scores_the_students_own_view_before_it_is_degraded(tiny_folder, tmp_path, monkeypatch):
+    teacher_run = TrainConfig(data=str(tiny_folder), out=str(tmp_path / "teacher"), arch="vggface48_tiny",
+                              epochs=1, batch_size=16, threads=1, bf16=False)  # fmt: skip
+    train(teacher_run)
+    seen: list[torch.Tensor] = []
+    real_call = distill.OnlineTeacher.__call__
+    monkeypatch.setattr(distill.OnlineTeacher, "__call__", lambda self, x: seen.append(x) or real_call(self, x))
+    degraded: list[torch.Tensor] = []
+    real_appearance = train_module.augment_appearance
+    monkeypatch.setattr(
+        train_module, "augment_appearance", lambda x, *a: degraded.append(x.clone()) or real_appearance(x, *a)
+    )
+
+    def cfg(out):
+        return TrainConfig(data=str(tiny_folder), out=str(out), arch="sepface48", epochs=2, batch_size=16,
+                           threads=1, bf16=False, seed=3, teacher=str(tmp_path / "teacher" / "best.pt"),
+                           teacher_online=True)  # fmt: skip
+
+    full = train(cfg(tmp_path / "full"))
+    assert len(seen) == len(degraded) > 0
+    for scored, student in zip(seen, degraded, strict=True):
+        torch.testing.assert_close(scored, student * 255)  # the same geometric view, before degradation
+    train(cfg(tmp_path / "split"), stop_after=1)
+    assert train(cfg(tmp_path / "split"), resume=True)["accuracy"] == full["accuracy"]
+
+
+def test_an_online_teacher_must_say_which_network_it_is(tiny_folder, tiny_onnx, tmp_path):
+    with pytest.raises(SettingsError, match="--teacher-online needs a shipped model's name or a .pt"):
+        train(TrainConfig(data=str(tiny_folder), out=str(tmp_path / "r"), arch="vggface48_tiny", epochs=1,
+                          threads=1, bf16=False, teacher=str(tiny_onnx), teacher_online=True))  # fmt: skip

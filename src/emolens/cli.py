@@ -32,6 +32,7 @@ _TRAIN_OPTIONS = (
     "init",
     "teacher",
     "teacher_views",
+    "teacher_online",
     "distill_weight",
     "distill_temperature",
 )
@@ -531,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher", metavar="MODEL", help="distil from this model: a shipped model's name, an ONNX file or a .pt"
     )
     p.add_argument("--teacher-views", type=int, metavar="K", help="geometric views per face the teacher scores (8)")
+    p.add_argument(
+        "--teacher-online",
+        action="store_true",
+        default=None,
+        help="score the teacher on every batch's own view (slower; a shipped name or a .pt teacher)",
+    )
     p.add_argument("--distill-weight", type=float, metavar="W", help="share of the soft-target loss (0.75)")
     p.add_argument("--distill-temperature", type=float, metavar="T", help="softmax temperature of distillation (3)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")

@@ -42,6 +42,9 @@ class TrainConfig:
     # Distillation (training/distill.py): a teacher model's name or file; "" trains on labels only.
     teacher: str = ""
     teacher_views: int = 8  # geometric views of each face the teacher scores once, before training
+    # Score the teacher on each batch's own geometric view instead (unlimited views, a teacher
+    # forward pass per step): needs a shipped model's name or a .pt checkpoint.
+    teacher_online: bool = False
     distill_weight: float = 0.75  # share of the soft-target loss; the rest is cross-entropy on labels
     distill_temperature: float = 3.0
 

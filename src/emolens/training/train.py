@@ -23,10 +23,10 @@ from tqdm import tqdm
 from emolens.errors import SettingsError
 from emolens.labels import EMOTIONS
 from emolens.metrics import classification_report
-from emolens.training.augment import augment_appearance, augment_batch
+from emolens.training.augment import augment_appearance, augment_batch, augment_geometry
 from emolens.training.config import TrainConfig
 from emolens.training.data import FerSplit, load_split
-from emolens.training.distill import TeacherTargets, cached_teacher_targets, distillation_loss
+from emolens.training.distill import OnlineTeacher, TeacherTargets, cached_teacher_targets, distillation_loss
 from emolens.training.models import count_parameters, create_model
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = No
         "%s: %d parameters, device %s, precision %s", cfg.arch, count_parameters(state.model), device, precision
     )
 
-    targets = _teacher_targets(cfg, train_split, out) if cfg.teacher else None
+    targets: TeacherTargets | OnlineTeacher | None = None
+    if cfg.teacher:
+        targets = (
+            _online_teacher(cfg, train_split, fast) if cfg.teacher_online else _teacher_targets(cfg, train_split, out)
+        )
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
     for epoch in range(state.epoch + 1, last_epoch + 1):
         trained = train_one_epoch(state, cfg, epoch, train_split, targets=targets, device=device, fast=fast)
@@ -309,13 +313,13 @@ def train_one_epoch(
     epoch: int,
     train_split: FerSplit,
     *,
-    targets: TeacherTargets | None,
+    targets: TeacherTargets | OnlineTeacher | None,
     device: torch.device,
     fast: bool,
 ) -> dict[str, float]:
     """One pass over ``train_split`` in an order drawn from ``epoch`` alone (so a resumed run draws the same).
 
-    ``targets``: the teacher's views and probabilities when distilling; ``fast``: bf16
+    ``targets``: the teacher's views and probabilities, or the teacher itself, when distilling; ``fast``: bf16
     autocast and channels_last. Returns ``train_loss``, ``train_acc``, ``img_per_s`` and
     ``epoch_s``.
     """
@@ -370,7 +374,7 @@ def _draw_batch(
     images: torch.Tensor,
     labels: torch.Tensor,
     idx: torch.Tensor,
-    targets: TeacherTargets | None,
+    targets: TeacherTargets | OnlineTeacher | None,
     gen: torch.Generator,
     *,
     device: torch.device,
@@ -378,11 +382,18 @@ def _draw_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The faces at ``idx`` as model input (0-255, augmented), their labels, and the teacher's probabilities.
 
-    When distilling, each face is one of the views the teacher scored, so only its appearance
-    is augmented here: a geometric change would no longer match the teacher's answer.
+    When distilling, the teacher answers for the face's geometric view (one it scored before
+    training, or this one), and only the student's copy is then degraded in appearance.
     """
     soft = None
-    if targets is not None:
+    if isinstance(targets, OnlineTeacher):
+        x = images[idx].unsqueeze(1).float() / 255
+        if cfg.augment:
+            x = augment_geometry(x, cfg.augment_config, gen)
+        soft = targets((x * 255).to(device))
+        if cfg.augment:
+            x = augment_appearance(x, cfg.augment_config, gen)
+    elif targets is not None:
         x, soft = targets.draw(idx, gen)
         soft = soft.to(device)
         if cfg.augment:
@@ -502,6 +513,26 @@ def init_from_onnx(model: nn.Module, init: str, train_split: FerSplit) -> None:
     faces = train_split.images[np.random.default_rng(0).permutation(len(train_split))[:2048]]
     load_onnx_weights(model, path, faces)
     logger.info("weights from %s", path)
+
+
+def _online_teacher(cfg: TrainConfig, train_split: FerSplit, fast: bool) -> OnlineTeacher:
+    """The teacher network for ``--teacher-online``: a ``.pt`` checkpoint, or a shipped model's weights."""
+    from emolens.shipped import SHIPPED_MODELS, model_card
+    from emolens.training.export import load_checkpoint
+
+    arch = (model_card(cfg.teacher) or {}).get("arch") if cfg.teacher in SHIPPED_MODELS else None
+    if Path(cfg.teacher).suffix == ".pt":
+        net, _ = load_checkpoint(cfg.teacher)
+    elif arch:
+        net = create_model(arch, num_classes=len(EMOTIONS))
+        init_from_onnx(net, cfg.teacher, train_split)
+    else:
+        raise SettingsError(
+            f"--teacher-online needs a shipped model's name or a .pt checkpoint, not {cfg.teacher!r}"
+            " (an ONNX file does not say which network it holds)"
+        )
+    logger.info("teacher %s scores every batch (online)", cfg.teacher)
+    return OnlineTeacher(net, fast=fast)
 
 
 def _teacher_targets(cfg: TrainConfig, train_split: FerSplit, out: Path) -> TeacherTargets:
