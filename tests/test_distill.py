@@ -106,3 +106,5 @@ def test_an_online_teacher_must_say_which_network_it_is(tiny_folder, tiny_onnx, 
     with pytest.raises(SettingsError, match="--teacher-online needs a shipped model's name or a .pt"):
         train(TrainConfig(data=str(tiny_folder), out=str(tmp_path / "r"), arch="vggface48_tiny", epochs=1,
                           threads=1, bf16=False, teacher=str(tiny_onnx), teacher_online=True))  # fmt: skip
+    with pytest.raises(SettingsError, match="--teacher-online needs a teacher"):
+        TrainConfig(data=str(tiny_folder), arch="vggface48_tiny", teacher_online=True)

@@ -57,6 +57,8 @@ class TrainConfig:
             raise SettingsError(f"--snapshots must be 0 or more epochs, got {self.snapshots}")
         if self.teacher_views < 1:
             raise SettingsError(f"--teacher-views must be 1 or more, got {self.teacher_views}")
+        if self.teacher_online and not self.teacher:
+            raise SettingsError("--teacher-online needs a teacher: add --teacher MODEL")
         if not 0 <= self.distill_weight <= 1:
             raise SettingsError(f"--distill-weight must lie in [0, 1], got {self.distill_weight}")
         if self.distill_temperature <= 0:
