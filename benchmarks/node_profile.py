@@ -21,16 +21,13 @@ import onnxruntime as ort
 from _common import emit
 
 from emolens._machine import describe_machine
+from emolens.inference._ort import cpu_session_options
 from emolens.shipped import resolve_model
 
 
 def profile(path: Path, threads: int, runs: int) -> dict:
     """Microseconds per run spent in each node type, and how many nodes the optimised graph runs."""
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    options.add_session_config_entry("session.force_spinning_stop", "1")
-    options.add_session_config_entry("session.x64quantprecision", "1")
-    options.intra_op_num_threads = threads
+    options = cpu_session_options(threads=threads)
     options.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         options.profile_file_prefix = os.path.join(tmp, "profile")

@@ -42,13 +42,18 @@ def cpu_session(
 
     Figures: README, "Benchmarks" (spinning) and "The same answers on every CPU" (int8).
     """
+    return _session(path, cpu_session_options(threads=threads, spinning=spinning), providers)
+
+
+def cpu_session_options(*, threads: int = 0, spinning: bool = True) -> SessionOptions:
+    """The options :func:`cpu_session` uses, for a caller that adds its own (e.g. a profiler)."""
     options = _options()
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.add_session_config_entry("session.x64quantprecision", "1")
     if threads:
         options.intra_op_num_threads = threads
-    return _session(path, options, providers)
+    return options
 
 
 def reference_session(path: str | Path, *, threads: int = 0) -> InferenceSession:

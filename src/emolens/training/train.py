@@ -23,7 +23,7 @@ from tqdm import tqdm
 from emolens.errors import SettingsError
 from emolens.labels import EMOTIONS
 from emolens.metrics import classification_report
-from emolens.training.augment import augment_appearance, augment_batch, augment_geometry
+from emolens.training.augment import augment_appearance, augment_geometry
 from emolens.training.config import TrainConfig
 from emolens.training.data import FerSplit, load_split
 from emolens.training.distill import OnlineTeacher, TeacherTargets, cached_teacher_targets, distillation_loss
@@ -386,22 +386,17 @@ def _draw_batch(
     training, or this one), and only the student's copy is then degraded in appearance.
     """
     soft = None
-    if isinstance(targets, OnlineTeacher):
-        x = images[idx].unsqueeze(1).float() / 255
-        if cfg.augment:
-            x = augment_geometry(x, cfg.augment_config, gen)
-        soft = targets((x * 255).to(device))
-        if cfg.augment:
-            x = augment_appearance(x, cfg.augment_config, gen)
-    elif targets is not None:
-        x, soft = targets.draw(idx, gen)
+    if isinstance(targets, TeacherTargets):
+        x, soft = targets.draw(idx, gen)  # already a geometric view
         soft = soft.to(device)
-        if cfg.augment:
-            x = augment_appearance(x, cfg.augment_config, gen)
     else:
         x = images[idx].unsqueeze(1).float() / 255
         if cfg.augment:
-            x = augment_batch(x, cfg.augment_config, gen)
+            x = augment_geometry(x, cfg.augment_config, gen)
+        if targets is not None:
+            soft = targets((x * 255).to(device))
+    if cfg.augment:
+        x = augment_appearance(x, cfg.augment_config, gen)
     x = (x * 255).to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
