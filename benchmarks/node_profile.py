@@ -22,7 +22,7 @@ from _common import emit
 
 from emolens._machine import describe_machine
 from emolens.inference._ort import cpu_session_options
-from emolens.shipped import resolve_model
+from emolens.shipped import SHIPPED_MODELS, resolve_model
 
 
 def profile(path: Path, threads: int, runs: int) -> dict:
@@ -59,8 +59,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     result = {"machine": describe_machine(), "threads": args.threads, "runs": args.runs, "batch": 1}
-    for model in args.models:
-        result[model] = profile(resolve_model(model), args.threads, args.runs)
+    paths = {model: resolve_model(model) for model in args.models}
+    missing = [model for model, path in paths.items() if not path.is_file()]
+    if missing:
+        parser.error(f"no such model: {', '.join(missing)} (shipped names: {', '.join(SHIPPED_MODELS)}, or ONNX files)")
+    for model, path in paths.items():
+        result[model] = profile(path, args.threads, args.runs)
     emit(result, args.json)
 
 

@@ -61,6 +61,27 @@ def test_train_export_evaluate_json(trained, tiny_folder, tmp_path, capsys):
     )
 
 
+def test_export_again_from_an_onnx_model(trained, tiny_folder, tmp_path, capsys):
+    from emolens.evaluation import predict_probabilities
+    from emolens.training.data import load_split
+
+    first, again = tmp_path / "m.onnx", tmp_path / "again.onnx"
+    assert main(["export", str(trained / "best.pt"), "-o", str(first)]) == 0
+    assert main(["export", str(first), "-o", str(again)]) == 1
+    assert "needs --data" in capsys.readouterr().err and not again.exists()
+    assert main(["export", str(first), "-o", str(again), "--data", str(tiny_folder)]) == 0
+    faces = load_split(str(tiny_folder), "test").images
+    # the same weights in a new file: the same scores, and the training record carried over
+    np.testing.assert_allclose(predict_probabilities(again, faces), predict_probabilities(first, faces), atol=1e-4)
+    from emolens.inference.classifier import EmotionClassifier
+
+    old, new = EmotionClassifier(first).metadata, EmotionClassifier(again).metadata
+    assert (new["arch"], new["epoch"], new["val_accuracy"]) == (old["arch"], old["epoch"], old["val_accuracy"])
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert main(["export", str(tmp_path / "junk.onnx"), "-o", str(again), "--data", str(tiny_folder)]) == 1
+    assert "junk.onnx" in capsys.readouterr().err
+
+
 def test_export_int8(trained, tiny_folder, tmp_path, capsys, monkeypatch):
     from emolens.training import quantize
 

@@ -223,6 +223,21 @@ def test_float_graph_recovers_the_float_model_from_int8(tiny_model, tmp_path):
     assert np.abs(EmotionClassifier(recovered).classify(faces[64:]) - floats).max() < 0.02
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_int8_model_runs_the_views_and_the_standardisation_in_float(tiny_model, tmp_path):
+    float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    export_onnx(tiny_model, float_path, arch="vggface48_tiny", tta=True)
+    # sizes are constants in the graph, not read from the batch at run time
+    assert "Shape" not in {node.op_type for node in onnx.load(str(float_path)).graph.node}
+    faces = np.random.default_rng(0).integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    quantize_int8(float_path, int8_path, faces[:64], faces[64:], min_agreement=0.0)
+    nodes = list(onnx.load(str(int8_path)).graph.node)
+    first_conv = next(i for i, node in enumerate(nodes) if node.op_type == "Conv")
+    before = [node.op_type for node in nodes[:first_conv]]
+    assert {"Slice", "ReduceMean", "Sqrt", "Div"} <= set(before)
+    assert before.count("QuantizeLinear") == 1  # the standardised faces, once, for the convolution
+
+
 def test_one_channel_convolution_is_widened_with_the_same_outputs_bit_for_bit(tiny_model, tmp_path, monkeypatch):
     from emolens.inference._ort import cpu_session, reference_session
 

@@ -87,3 +87,15 @@ def test_compact_model_is_within_its_budget():
     assert any(isinstance(m, Residual) for m in compact.modules())
     slim = create_model("vggface48_slim")  # the shipped compact model's
     assert count_multiply_adds(slim) <= 25_000_000 and count_multiply_adds(accurate) >= 5 * count_multiply_adds(slim)
+
+
+def test_per_image_standardisation():
+    from emolens.training.models import PerImageStandardize
+
+    faces = torch.rand(3, 1, 48, 48) * 200
+    centred = faces - faces.mean(dim=(1, 2, 3), keepdim=True)
+    expected = centred / (faces.std(dim=(1, 2, 3), keepdim=True, unbiased=False) + 1.0)
+    torch.testing.assert_close(PerImageStandardize()(faces), expected)
+    # blind to brightness; a flat face stays flat rather than blown up into noise
+    torch.testing.assert_close(PerImageStandardize()(faces + 40), expected, atol=1e-4, rtol=1e-4)
+    assert not PerImageStandardize()(torch.full((1, 1, 48, 48), 128.0)).any()

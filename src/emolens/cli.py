@@ -136,7 +136,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.int8 and not args.data:
         raise EmolensError("--int8 needs --data: FER2013 training faces to calibrate and check the int8 model on")
-    model, ckpt = load_checkpoint(args.checkpoint)
+    model, ckpt = (
+        _export_source(args.checkpoint, args.data)
+        if _is_onnx_model(args.checkpoint)
+        else load_checkpoint(args.checkpoint)
+    )
     extra = {"epoch": ckpt.get("epoch"), "val_accuracy": ckpt.get("metric", "")}
     tta = "none" if args.no_tta else args.tta
     if not args.int8:
@@ -153,6 +157,43 @@ def _cmd_export(args: argparse.Namespace) -> int:
         _, checked = _quantize(float_path, args.output, args.data)
     print(f"wrote {args.output} ({ckpt['arch']}, epoch {ckpt.get('epoch')}, int8); float parity passed; {checked}")
     return 0
+
+
+def _is_onnx_model(source: str) -> bool:
+    from emolens.shipped import SHIPPED_MODELS
+
+    return source in SHIPPED_MODELS or Path(source).suffix.lower() == ".onnx"
+
+
+def _export_source(source: str, data: str | None) -> tuple[Any, dict]:
+    """The network inside an emolens ONNX model (a shipped name or a file), to export again.
+
+    Re-exporting gives a shipped model the current graph (views, standardisation, int8
+    layout) with the same weights; its training metadata (epoch, selection accuracy) carries
+    over.
+    """
+    from emolens.inference.classifier import EmotionClassifier
+    from emolens.labels import EMOTIONS
+    from emolens.shipped import resolve_model
+    from emolens.training.data import load_split
+    from emolens.training.models import create_model
+    from emolens.training.train import init_from_onnx
+
+    if not data:
+        raise EmolensError(
+            f"re-exporting {source} needs --data: FER2013 training faces to rebuild its BatchNorm layers on"
+        )
+    path = resolve_model(source)
+    metadata = EmotionClassifier(path).metadata  # a clear error for a missing or broken file
+    if "arch" not in metadata:
+        raise EmolensError(f"{path}: no 'arch' in its metadata, so the network it holds is unknown")
+    model = create_model(metadata["arch"], num_classes=len(EMOTIONS))
+    init_from_onnx(model, str(path), load_split(data, "train"))
+    return model.eval(), {
+        "arch": metadata["arch"],
+        "epoch": int(metadata.get("epoch") or 0),
+        "metric": metadata.get("val_accuracy", ""),
+    }
 
 
 def _quantize(float_path: str | Path, output: str | Path, data: str) -> tuple[dict, str]:
@@ -573,7 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("export", help="export a training checkpoint to ONNX and verify it (needs [train])")
-    p.add_argument("checkpoint", help="best.pt or last.pt from `emolens train`")
+    p.add_argument(
+        "checkpoint",
+        help="best.pt or last.pt from `emolens train`, or an emolens ONNX model (a file or a shipped"
+        " name) to export again with its weights (needs --data)",
+    )
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
     p.add_argument(
         "--tta",

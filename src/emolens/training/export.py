@@ -60,7 +60,8 @@ class _Probabilities(nn.Module):
                 zoomed = nn.functional.interpolate(x, size=(big, big), mode="bilinear", align_corners=False)
                 views[name] = zoomed[:, :, crop : crop + INPUT_SIZE, crop : crop + INPUT_SIZE]
         batch = torch.cat([views[name] for name in self.views])  # one pass over all views
-        logits = self.model(batch).reshape(len(self.views), faces.shape[0], -1).mean(0)
+        # The class count as a constant: a shape taken from the batch exports as four more nodes.
+        logits = self.model(batch).reshape(len(self.views), -1, len(EMOTIONS)).mean(0)
         return torch.softmax(logits, dim=1)
 
 

@@ -20,16 +20,23 @@ __all__ = ["MODELS", "DEFAULT_ARCH", "create_model", "list_models", "count_param
 
 
 class PerImageStandardize(nn.Module):
-    """(x - mean(x)) / std(x) per sample; no parameters."""
+    """(x - mean(x)) / (std(x) + eps) per sample; no parameters.
+
+    The standard deviation is the population one: ``Tensor.std``'s unbiased one differs by
+    0.02% on a 48x48 face, but exports as ~15 ONNX nodes that read the face's size at run
+    time, where this exports as seven, which int8 models run in float
+    (:func:`emolens.training.quantize.quantize_int8`).
+    """
 
     def __init__(self, eps: float = 1.0):
         super().__init__()
         self.eps = eps  # in pixel units: a flat face is not blown up into noise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.std(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) / (std + self.eps)
+        dims = (1, 2, 3)
+        centred = x - x.mean(dim=dims, keepdim=True)
+        std = (centred * centred).mean(dim=dims, keepdim=True).sqrt()
+        return centred / (std + self.eps)
 
 
 class Seed2020(nn.Module):

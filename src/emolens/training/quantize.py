@@ -200,6 +200,25 @@ def int8_weight_range(model: onnx.ModelProto) -> tuple[int, int]:
     return int(min(w.min() for w in weights)), int(max(w.max() for w in weights))
 
 
+def _float_nodes(graph: onnx.GraphProto) -> list[str]:
+    """Names of the nodes an int8 model runs in float.
+
+    What comes before the first convolution (the test-time views and the per-face
+    standardisation: a few thousand values) is preprocessing; quantising each of its steps
+    made a quantise/dequantise pair per step, a third of the compact model's nodes, and
+    lost precision for nothing. The softmax stays in float (8-bit probabilities would not
+    even sum to 1), and so does the fully connected head: a sliver of the multiply-adds (0.6M
+    of vggface48's ~140M), yet quantising it cost the first shipped model 0.3 points of
+    PublicTest (commit c4c2562).
+    """
+    first_conv = next((i for i, node in enumerate(graph.node) if node.op_type == "Conv"), 0)
+    return [
+        node.name
+        for i, node in enumerate(graph.node)
+        if i < first_conv or node.op_type in ("Softmax", "Gemm", "MatMul")
+    ]
+
+
 def _dequantize(node: onnx.NodeProto, initializers: dict[str, onnx.TensorProto]) -> np.ndarray:
     from onnx import numpy_helper
 
@@ -275,12 +294,7 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp, _quiet_quantiser():
         prepared, quantised = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(float_model), str(prepared))
-        # The softmax stays in float (8-bit probabilities would not even sum to 1), and so does
-        # the fully connected head: a sliver of the multiply-adds (0.6M of vggface48's ~140M), yet
-        # quantising it cost the first shipped model 0.3 points of PublicTest (commit c4c2562).
-        in_float = [
-            node.name for node in onnx.load(str(prepared)).graph.node if node.op_type in ("Softmax", "Gemm", "MatMul")
-        ]
+        in_float = _float_nodes(onnx.load(str(prepared)).graph)
         quantize_static(
             str(prepared),
             str(quantised),
