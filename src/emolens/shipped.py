@@ -1,7 +1,7 @@
 """The models shipped inside the package, chosen by name, and the files of their model cards.
 
 Two classifiers ship: ``accurate`` (vggface48), the default everywhere, and ``compact``
-(vggface48_slim: a sixth of the arithmetic and less hurt by noise, blur and JPEG, but 3.7 points
+(vggface48_slim: a sixth of the arithmetic and less hurt by noise, blur and JPEG, but 3.4 points
 less accurate on clean faces) for machines where speed matters more. Streams have a default
 of their own so that a compact model as accurate as the other can take them over. Each has a
 card written by ``scripts/make_model_card.py``: ``<file stem>.card.json`` and ``.card.md``, with
@@ -20,7 +20,7 @@ from emolens.errors import ModelLoadError, SettingsError
 SHIPPED_MODELS = {"compact": "emolens_vggface48_slim.onnx", "accurate": "emolens_vggface48.onnx"}
 DEFAULT_MODEL = "accurate"  # single images
 # Videos, camera streams, the live camera: the compact model (67.9% PublicTest) is not yet as
-# accurate as this one (71.6%), so streams keep the accurate model by default.
+# accurate as this one (71.3%), so streams keep the accurate model by default.
 STREAM_MODEL = "accurate"
 CARD_ASSETS = ("card.json", "card.md", "curves.png", "confusion.png", "metrics.json")
 
