@@ -184,7 +184,8 @@ def refresh(model: Path, data: str, command: str) -> None:
     old_md = Path(f"{stem}.card.md").read_text()
     test = load_split(data, "test")
     card.update(measure(model, test.images, test.labels))
-    card["reproduce"].append(command)
+    if card["reproduce"][-1:] != [command]:  # refreshing twice after one export names it once
+        card["reproduce"].append(command)
     Path(f"{stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     _plot_confusion(model, card["publictest"])
     training = old_md[old_md.index("## Training") : old_md.index("## Reproduce")]
@@ -295,7 +296,7 @@ The scores are probabilities one can read as such: the expected calibration erro
 between the top score and the share of faces it is right on, over 15 score bins) is
 {cal["expected_calibration_error"]:.3f} on the clean faces. A face whose top score is under
 {cal["uncertain_below"]:g} is reported as uncertain: {cal["uncertain_share"]:.1%} of the clean faces, right on
-{cal["accuracy_uncertain"]:.1%} of them against {cal["accuracy_confident"]:.1%} of the rest.
+{_share(cal["accuracy_uncertain"])} of them against {_share(cal["accuracy_confident"])} of the rest.
 
 `noise:S`: Gaussian noise, sigma S grey levels; `blur:S`: Gaussian blur, sigma S pixels;
 `jpeg:Q`: JPEG at quality Q; `dark:GxK`: gamma G, then exposure x K; `rotate:A-B`: A-B degrees
@@ -304,6 +305,11 @@ the face; `lowres:S`: shrunk to S px and enlarged back; ranges are drawn per fac
 five are the robustness targets' strengths.
 
 """
+
+
+def _share(value: float | None) -> str:
+    """A share as a percentage; "n/a" where there was nothing to take it of (no uncertain faces)."""
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def closing_markdown(card: dict) -> str:
