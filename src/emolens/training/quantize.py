@@ -215,7 +215,8 @@ def _float_nodes(graph: onnx.GraphProto) -> list[str]:
     return [
         node.name
         for i, node in enumerate(graph.node)
-        if i < first_conv or node.op_type in ("Softmax", "Gemm", "MatMul")
+        # an unnamed node cannot be named to the quantiser (and "" must not stand for all of them)
+        if node.name and (i < first_conv or node.op_type in ("Softmax", "Gemm", "MatMul"))
     ]
 
 
