@@ -134,3 +134,15 @@ def test_training_plots_change_no_global_matplotlib_state(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "c.png").read_bytes()[:4] == (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_channels_last_with_bf16_and_in_fp32_on_x86_cpus_only(monkeypatch):
+    from emolens.training.train import uses_channels_last
+
+    cpu = torch.device("cpu")
+    assert uses_channels_last("bf16", cpu)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert uses_channels_last("fp32", cpu) == torch.backends.mkldnn.is_available()
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")  # not measured there: default layout
+    assert not uses_channels_last("fp32", cpu)
+    assert uses_channels_last("bf16", cpu)
