@@ -4,7 +4,8 @@
     .venv-fer/bin/pip install --no-deps fer==25.10.3
     .venv-fer/bin/pip install tensorflow-cpu "opencv-contrib-python<5" pandas requests tqdm Pillow \
         matplotlib "moviepy<2" "setuptools<81"
-    python benchmarks/fer_compare.py [--fer-python .venv-fer/bin/python] [--data fer2013-images.zip]
+    python benchmarks/fer_compare.py [--fer-python .venv-fer/bin/python] [--data fer2013-images.zip] \
+        [--video clip.mp4 [--video-frames 60]]
 
 fer needs TensorFlow, hence its own virtual environment (its declared dependencies pull
 OpenCV 5, which has no Haar cascades, and facenet-pytorch pins torch<2.3, hence the steps
@@ -57,7 +58,7 @@ def fer_worker(frames_path: Path) -> dict:
         except Exception as exc:  # MTCNN needs a torchvision built for the installed torch
             result[f"{label}: unavailable"] = f"{type(exc).__name__}: {exc}"[:300]
             continue
-        for key in ("1 face", "3 faces"):
+        for key in (k for k in saved.files if k != "faces"):
             frames = list(saved[key])
             found = min(len(detector.detect_emotions(frame)) for frame in frames)
 
@@ -112,10 +113,23 @@ def emolens_side(frames: dict[str, list[np.ndarray]], faces, labels) -> dict:
     return result
 
 
+def read_frames(path: Path, limit: int) -> list[np.ndarray]:
+    """The first ``limit`` frames of a video as BGR arrays, in order (a stream's frames follow each other)."""
+    import av
+
+    with av.open(str(path)) as clip:
+        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(limit), clip.decode(video=0))]
+    if not frames:
+        raise SystemExit(f"{path}: no video frames")
+    return frames
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fer-python", default=".venv-fer/bin/python", help="python of the environment with fer")
     parser.add_argument("--data", help="FER2013 (any form emolens reads): also compare accuracy on PublicTest")
+    parser.add_argument("--video", type=Path, help="also time both on this clip's frames (a real one, several faces)")
+    parser.add_argument("--video-frames", type=int, default=60, help="how many of its first frames (default 60)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -129,6 +143,8 @@ def main() -> None:
     from emolens._machine import describe_machine
 
     frames = {"1 face": moving_frames(640, 480, 1), "3 faces": moving_frames(640, 480, 3)}
+    if args.video:
+        frames[f"clip {args.video.name}"] = read_frames(args.video, args.video_frames)
     faces = labels = None
     if args.data:
         from emolens.training.data import load_split
@@ -137,7 +153,8 @@ def main() -> None:
         faces, labels = split.images, split.labels
     result: dict = {
         "machine": describe_machine(),
-        "frames": "640x480, scikit-image's astronaut face, 1 or 3 times, sliding 3 px a frame (20-frame sequence)",
+        "frames": "640x480, scikit-image's astronaut face, 1 or 3 times, sliding 3 px a frame (20-frame sequence)"
+        + (f"; and the first {len(frames[f'clip {args.video.name}'])} frames of {args.video}" if args.video else ""),
     }
     result["frames_per_s"] = {}
     ours = emolens_side(frames, faces, labels)
