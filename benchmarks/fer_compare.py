@@ -143,8 +143,9 @@ def main() -> None:
     from emolens._machine import describe_machine
 
     frames = {"1 face": moving_frames(640, 480, 1), "3 faces": moving_frames(640, 480, 3)}
-    if args.video:
-        frames[f"clip {args.video.name}"] = read_frames(args.video, args.video_frames)
+    clip = f"clip {args.video.name}" if args.video else None
+    if clip:
+        frames[clip] = read_frames(args.video, args.video_frames)
     faces = labels = None
     if args.data:
         from emolens.training.data import load_split
@@ -154,7 +155,7 @@ def main() -> None:
     result: dict = {
         "machine": describe_machine(),
         "frames": "640x480, scikit-image's astronaut face, 1 or 3 times, sliding 3 px a frame (20-frame sequence)"
-        + (f"; and the first {len(frames[f'clip {args.video.name}'])} frames of {args.video}" if args.video else ""),
+        + (f"; and the first {len(frames[clip])} frames of {args.video}" if clip else ""),
     }
     result["frames_per_s"] = {}
     ours = emolens_side(frames, faces, labels)
