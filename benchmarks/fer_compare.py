@@ -143,6 +143,8 @@ def main() -> None:
     from emolens._machine import describe_machine
 
     frames = {"1 face": moving_frames(640, 480, 1), "3 faces": moving_frames(640, 480, 3)}
+    if args.video and not args.video.is_file():
+        parser.error(f"--video: no such file {args.video}")
     clip = f"clip {args.video.name}" if args.video else None
     if clip:
         frames[clip] = read_frames(args.video, args.video_frames)

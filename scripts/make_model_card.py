@@ -180,8 +180,13 @@ def refresh(model: Path, data: str, command: str) -> None:
     command that made the new file joins the card's reproduce list.
     """
     stem = model.with_suffix("")
-    card = json.loads(Path(f"{stem}.card.json").read_text())
-    old_md = Path(f"{stem}.card.md").read_text()
+    try:
+        card = json.loads(Path(f"{stem}.card.json").read_text())
+        old_md = Path(f"{stem}.card.md").read_text()
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--refresh needs the model's card beside it ({stem}.card.json and .card.md): {exc}") from exc
+    if "## Training" not in old_md or "## Reproduce" not in old_md:
+        raise SystemExit(f"{stem}.card.md has no '## Training' and '## Reproduce' sections to keep")
     test = load_split(data, "test")
     card.update(measure(model, test.images, test.labels))
     if card["reproduce"][-1:] != [command]:  # refreshing twice after one export names it once
