@@ -122,10 +122,8 @@ def main() -> None:
         + ([args.quantize_command] if args.quantize_command else []),
     }
     stem = args.model.with_suffix("")
-    Path(f"{stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     Path(f"{stem}.metrics.json").write_text(json.dumps(history, indent=1) + "\n")
     plot_curves(history, Path(f"{stem}.curves.png"))
-    _plot_confusion(args.model, card["publictest"])
 
     clock = f" ({args.wall_clock_s / 60:.0f} min from start to end, evaluation included)" if args.wall_clock_s else ""
     augment = config["augment_config"]
@@ -168,8 +166,7 @@ def main() -> None:
 ![curves]({stem.name}.curves.png)
 {notes}
 """
-    Path(f"{stem}.card.md").write_text(results_markdown(card) + training + closing_markdown(card))
-    print(json.dumps({k: card[k] for k in ("publictest", "robustness_accuracy")}, indent=2))
+    write_card(args.model, card, training)
 
 
 def refresh(model: Path, data: str, command: str) -> None:
@@ -191,9 +188,15 @@ def refresh(model: Path, data: str, command: str) -> None:
     card.update(measure(model, test.images, test.labels))
     if card["reproduce"][-1:] != [command]:  # refreshing twice after one export names it once
         card["reproduce"].append(command)
+    write_card(model, card, old_md[old_md.index("## Training") : old_md.index("## Reproduce")])
+
+
+def write_card(model: Path, card: dict, training: str) -> None:
+    """The card beside ``model`` (JSON, Markdown with ``training`` as its training sections, the
+    confusion plot), and its headline figures on stdout."""
+    stem = model.with_suffix("")
     Path(f"{stem}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     _plot_confusion(model, card["publictest"])
-    training = old_md[old_md.index("## Training") : old_md.index("## Reproduce")]
     Path(f"{stem}.card.md").write_text(results_markdown(card) + training + closing_markdown(card))
     print(json.dumps({k: card[k] for k in ("publictest", "robustness_accuracy")}, indent=2))
 
