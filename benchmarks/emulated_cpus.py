@@ -17,7 +17,7 @@ it shows that the emulated AVX2 CPU runs the saturating kernels a real one does.
 
 An ARM CPU (``aarch64:cortex-a72``, ``aarch64:max``) needs ``--arm-root``: a directory with
 Debian's arm64 Python 3.11 unpacked under ``sysroot/`` and the aarch64 wheels of numpy,
-opencv-python-headless and onnxruntime installed under ``site/`` (the README says how).
+opencv-python-headless and onnxruntime installed under ``site/`` (``benchmarks/arm_root.sh DIR`` makes both).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def classify(faces: np.ndarray, models: list[str], plain: list[str], *, referenc
         out[name] = in_chunks(EmotionClassifier(name, reference=reference))
     for path in plain:
         clf = EmotionClassifier(path, reference=reference)
-        if not reference:
+        if not reference:  # the library's sessions always set x64quantprecision: a bare one shows the file alone
             clf._session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         out[f"{Path(path).name} (plain session)"] = in_chunks(clf)
     return out
@@ -74,11 +74,9 @@ def child(args: argparse.Namespace) -> None:
     except ImportError:  # numpy 1
         from numpy.core._multiarray_umath import __cpu_features__
 
-    faces = np.load(args.faces_file)
-    start = time.perf_counter()
-    probs = classify(faces, args.models, args.plain)
+    probs = classify(np.load(args.faces_file), args.models, args.plain)
     seen = [f for f in WATCHED_FEATURES if __cpu_features__.get(f)] + arm_int8_features()
-    np.savez(args.child, features=np.array(seen), seconds=time.perf_counter() - start, **probs)
+    np.savez(args.child, features=np.array(seen), **probs)
 
 
 def arm_cpuinfo(model: str) -> str:
@@ -173,10 +171,7 @@ def main() -> None:
     result: dict = {
         "machine": describe_machine(),
         "faces": f"{len(faces)}: every {args.every} of PublicTest's {len(test)}",
-        "this_machine": {
-            name: {"accuracy": round(float(np.mean(p.argmax(1) == labels)), 5)} | compare(p, p, reference[name], labels)
-            for name, p in host.items()
-        },
+        "this_machine": {name: compare(p, p, reference[name], labels) for name, p in host.items()},
         "emulated": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
