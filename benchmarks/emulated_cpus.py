@@ -51,19 +51,18 @@ def classify(faces: np.ndarray, models: list[str], plain: list[str], *, referenc
     """Probabilities per model: the library's session (or the reference path), and bare sessions for ``plain``."""
     import onnxruntime as ort
 
+    from emolens.evaluation import predict_probabilities
     from emolens.inference.classifier import EmotionClassifier
 
-    def in_chunks(clf: EmotionClassifier) -> np.ndarray:  # the reference path's activations are large
-        return np.concatenate([clf.classify(faces[i : i + 256]) for i in range(0, len(faces), 256)])
-
-    out = {}
-    for name in models:
-        out[name] = in_chunks(EmotionClassifier(name, reference=reference))
+    out = {name: predict_probabilities(name, faces, reference=reference) for name in models}
     for path in plain:
-        clf = EmotionClassifier(path, reference=reference)
-        if not reference:  # the library's sessions always set x64quantprecision: a bare one shows the file alone
+        key = f"{Path(path).name} (plain session)"
+        if reference:
+            out[key] = predict_probabilities(path, faces, reference=True)
+        else:  # the library's sessions always set x64quantprecision: a bare one shows the file alone
+            clf = EmotionClassifier(path)
             clf._session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        out[f"{Path(path).name} (plain session)"] = in_chunks(clf)
+            out[key] = clf.classify(faces)
     return out
 
 
