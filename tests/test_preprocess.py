@@ -57,3 +57,10 @@ def test_framing_off_the_frame_repeats_its_edge_instead_of_squashing_the_face():
     assert np.all(crop[:, :40] == 200) and np.all(crop[:, -5:] == 0)
     with pytest.raises(ValueError, match="outside the frame"):
         crop_face(frame, (300, 300, 340, 340), framing=Framing(side=1.0))
+
+
+def test_a_scaled_framing_keeps_its_centre():
+    framing = Framing(side=0.97, dx=-0.01, dy=0.02)
+    cx, cy, side = framing.square((10, 20, 110, 140))
+    scx, scy, sside = framing.scaled(1.1).square((10, 20, 110, 140))
+    assert (scx, scy) == (cx, cy) and sside == pytest.approx(1.1 * side)

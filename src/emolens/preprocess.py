@@ -35,6 +35,10 @@ class Framing:
         height = y2 - y1
         return (x1 + x2) / 2 + self.dx * height, (y1 + y2) / 2 + self.dy * height, self.side * height
 
+    def scaled(self, factor: float) -> Framing:
+        """The same crop, ``factor`` times as wide, about the same centre."""
+        return Framing(self.side * factor, self.dx, self.dy)
+
 
 def check_frame(frame: np.ndarray) -> None:
     """Raise TypeError/ValueError unless ``frame`` is a non-empty uint8 gray, BGR or BGRA image."""
