@@ -161,9 +161,9 @@ def main() -> None:
     direct = {name: clf.classify(test.images).argmax(1) for name, clf in models.items()}
     result["direct_accuracy"] = {n: float(np.mean(p == test.labels)) for n, p in direct.items()}
     result["round_trip"] = {}
+    averaged = f"fitted at {args.crop_scales} averaged" if args.crop_scales else None
     for size, pad in args.stages:
         crops: dict[str, list] = {"old": [], "fitted": [], "exact FER2013 square": [], "fitted centre, true scale": []}
-        averaged = f"fitted at {args.crop_scales} averaged" if args.crop_scales else None
         if averaged:
             crops[averaged] = []
         found = []

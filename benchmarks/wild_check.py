@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from _common import emit
+from framing import parse_scales
 
 from emolens._machine import describe_machine
 from emolens.inference.detector import PHOTO_DETECT_SIDE, create_detector
@@ -154,7 +155,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--crop-scales",
-        type=lambda text: tuple(float(v) for v in text.split(",")),
+        type=parse_scales,
         default=PHOTO_CROP_SCALES,
         help="crop sizes a face's probabilities are averaged over (default: the library's, %(default)s)",
     )

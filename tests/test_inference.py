@@ -120,10 +120,15 @@ def test_a_photos_face_is_scored_on_three_crop_sizes_averaged_and_a_streams_on_o
     np.testing.assert_allclose(_probabilities(stream_faces), rec.classify(crop[None]), atol=1e-6)
 
 
-@pytest.mark.parametrize("scales", [(), (0.9, 0), (-1.0,), ("1",)])
+@pytest.mark.parametrize("scales", [(), (0.9, 0), (-1.0,), ("1",), (True,), (float("nan"),), (float("inf"),)])
 def test_crop_scales_must_be_positive_numbers(tiny_onnx, scales):
     with pytest.raises(ValueError, match="photo_crop_scales must be positive numbers"):
         EmotionRecognizer(tiny_onnx, detector="haar", photo_crop_scales=scales)
+
+
+def test_crop_scales_may_be_numpy_numbers(tiny_onnx):
+    rec = EmotionRecognizer(tiny_onnx, detector="haar", photo_crop_scales=np.array([0.9, 1.0], np.float32))
+    assert rec.photo_crop_scales == pytest.approx((0.9, 1.0))
 
 
 def test_crop_is_the_training_preprocessing():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from numbers import Real
 
 import numpy as np
 
@@ -42,6 +44,13 @@ def _xyxy(box: np.ndarray) -> tuple[int, int, int, int]:
     return x1, y1, x2, y2
 
 
+def _positive(value: object) -> bool:
+    """A finite real number above 0 (not a bool, not a string)."""
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return False
+    return math.isfinite(float(value)) and float(value) > 0
+
+
 class EmotionRecognizer:
     """Find every face in a frame and classify its expression, all faces in one batch.
 
@@ -49,7 +58,8 @@ class EmotionRecognizer:
     video's or camera's frames. The two differ in the size the detector shrinks a frame to:
     a photo is detected at up to ``photo_detect_size`` pixels (1280 by default), where a
     phone's group photo still shows its faces, while a video frame keeps the detector's own
-    size (640 by default), since every frame's detection counts.
+    size (640 by default), since every frame's detection counts; and a photo's face is
+    classified on crops of several sizes (``photo_crop_scales``), a frame's on one.
 
     Thread-safe: ONNX Runtime sessions are shared, a Haar cascade is kept per thread.
 
@@ -85,7 +95,7 @@ class EmotionRecognizer:
         photo_detect_size: int | None = None,
         photo_crop_scales: Sequence[float] = PHOTO_CROP_SCALES,
     ):
-        if not photo_crop_scales or not all(isinstance(s, (int, float)) and s > 0 for s in photo_crop_scales):
+        if len(photo_crop_scales) == 0 or not all(_positive(s) for s in photo_crop_scales):
             raise ValueError(f"photo_crop_scales must be positive numbers, got {photo_crop_scales!r}")
         self.classifier = EmotionClassifier(model_path, threads=threads, spinning=spinning)
         if isinstance(detector, str):
