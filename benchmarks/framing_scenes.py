@@ -7,8 +7,9 @@ A check of the photo crop beside ``framing.py``'s stagings on mid-grey, which ch
 sizes: each face, upscaled to SIZE px, is pasted at a random place into one of three
 scikit-image photos (coffee, chelsea, rocket) at 640x480, saved as JPEG at quality 75 and
 given to ``EmotionRecognizer`` as a photo, once cropping each face once and once at the crop
-sizes given (averaged). A face counts when a detection overlaps its square (IoU >= 0.3);
-accuracy is over those faces, beside the same faces classified directly.
+sizes given (averaged). A face counts when a detection overlaps its square (IoU >= 0.3, as
+``wild_check.py`` matches faces); accuracy is over those faces, beside the same faces
+classified directly.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import numpy as np
 from _common import emit
 from framing import parse_scales
 from skimage import data
+from wild_check import predict
 
 from emolens._machine import describe_machine
 from emolens.inference.detector import create_detector
 from emolens.inference.recognizer import PHOTO_CROP_SCALES, EmotionRecognizer
-from emolens.inference.tracker import iou
+from emolens.labels import EMOTIONS
 from emolens.training.data import load_split
 
 SCENES = ("coffee", "chelsea", "rocket")
@@ -40,16 +42,6 @@ def pasted(face: np.ndarray, scene: np.ndarray, size: int, rng: np.random.Genera
     frame[y : y + size, x : x + size] = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
     ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return cv2.imdecode(jpeg, cv2.IMREAD_COLOR), np.array([x, y, x + size, y + size], float)
-
-
-def label_of(recognizer: EmotionRecognizer, frame: np.ndarray, square: np.ndarray) -> int | None:
-    """The class index of the detected face over ``square``; None when none overlaps it."""
-    faces = recognizer(frame)
-    if not faces:
-        return None
-    overlap = iou(np.array([f.box.to_list() for f in faces], float), square[None])[:, 0]
-    best = int(np.argmax(overlap))
-    return int(np.argmax(list(faces[best].scores.values()))) if overlap[best] >= 0.3 else None
 
 
 def main() -> None:
@@ -71,12 +63,12 @@ def main() -> None:
         for size in (int(v) for v in args.sizes.split(",")):
             rng = np.random.default_rng(size)
             photos = [pasted(face, scenes[i % len(scenes)], size, rng) for i, face in enumerate(test.images)]
-            got = {k: [label_of(r, frame, square) for frame, square in photos] for k, r in recognizers.items()}
+            got = {k: [predict(r, frame, square) for frame, square in photos] for k, r in recognizers.items()}
             found = np.array([all(g[i] is not None for g in got.values()) for i in range(len(test))])
             truth = test.labels[found]
             row = {"found": int(found.sum()), "direct on the same faces": float(np.mean(direct[found] == truth))}
             for k, labels in got.items():
-                row[k] = float(np.mean(np.array([v for v, f in zip(labels, found) if f]) == truth))
+                row[k] = float(np.mean(np.array([EMOTIONS.index(v) for v, f in zip(labels, found) if f]) == truth))
             result[f"{model}, {size} px faces"] = row
             print(model, size, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     emit(result, args.json)
